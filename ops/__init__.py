@@ -1,0 +1,1 @@
+"""The operator's side: CLI, embedded services, runs, status, dead-letter replay, Flower."""

@@ -1,0 +1,308 @@
+"""The `cutover` command line. Imports are lazy, so `cutover --help` never touches Redis or a database."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from ops import exitcodes
+
+
+def _settings() -> Any:
+    from shared.settings import load_settings
+
+    return load_settings()
+
+
+def _console(as_json: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=as_json)
+
+
+def _guard(fn: Callable[[], int]) -> None:
+    """Typed errors become one clear line and a documented exit status."""
+    from shared.errors import ConfigError, CutoverError, SourceError
+
+    try:
+        code = fn()
+    except SourceError as exc:
+        click.echo(f"error: {exc}", err=True)
+        code = exitcodes.REFUSED
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        code = exitcodes.REFUSED
+    except CutoverError as exc:
+        click.echo(f"error: {exc}", err=True)
+        code = exitcodes.FAILURE
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """cutover: migrate customer and billing data from legacy exports into a billing database."""
+
+
+FORMATS = click.Choice(["engageip", "iteras", "csv"])
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--format", "format_name", type=FORMATS, help="Source format (default: from the file extension).")
+@click.option("--day-first", is_flag=True, help="Dates read D/M/YYYY instead of M/D/YYYY.")
+@click.option("--upsert", is_flag=True, help="Update rows whose natural key exists with different content.")
+@click.option("--wait/--no-wait", default=True, help="Wait for the run to finish, with a live display.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON (for scripts).")
+@click.option("--workers", "local_workers", type=int, default=None,
+              help="Start N local worker processes (default with the embedded broker: one per core).")
+@click.option("--timeout", type=float, default=None, help="Stop waiting after this many seconds (exit 5).")
+def run(paths: tuple[Path, ...], format_name: str | None, day_first: bool, upsert: bool, wait: bool, as_json: bool,
+        local_workers: int | None, timeout: float | None) -> None:
+    """Stage FILES (or folders of them), publish one message per record in waves, and load them."""
+
+    def go() -> int:
+        from ops.runs import RunRequest, execute_run
+
+        request = RunRequest(list(paths), format_name, day_first, upsert, wait, as_json, local_workers, timeout)
+        code, doc = execute_run(_settings(), request, _console(as_json))
+        if as_json:
+            click.echo(json.dumps({**doc, "exit_code": code}, indent=2))
+        return code
+
+    _guard(go)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--format", "format_name", type=FORMATS, help="Source format (default: from the file extension).")
+@click.option("--day-first", is_flag=True, help="Dates read D/M/YYYY instead of M/D/YYYY.")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+def validate(paths: tuple[Path, ...], format_name: str | None, day_first: bool, as_json: bool) -> None:
+    """Check FILES completely without writing to the target; exit 3 when any record would fail."""
+
+    def go() -> int:
+        from dataclasses import asdict
+
+        from ops.validate import validate as check
+
+        report = check(_settings(), list(paths), format_name, day_first)
+        if as_json:
+            click.echo(json.dumps({"records": report.records, "findings": [asdict(f) for f in report.findings]}, indent=2))
+        else:
+            for f in report.findings:
+                click.echo(f"{f.position}: {f.entity}: {f.outcome} ({f.error_class}): {f.message}")
+            click.echo(f"{report.records} records checked, {len(report.findings)} would not load")
+        return exitcodes.RECORDS_FAILED if report.findings else exitcodes.OK
+
+    _guard(go)
+
+
+@main.command()
+@click.argument("run_id", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.option("--limit", default=20, show_default=True, help="Runs to list.")
+def status(run_id: str | None, as_json: bool, limit: int) -> None:
+    """List runs, or show one run's counts per entity."""
+
+    def go() -> int:
+        from ops.status import list_runs, show_run
+
+        return show_run(_settings(), run_id, as_json) if run_id else list_runs(_settings(), as_json, limit)
+
+    _guard(go)
+
+
+@main.group()
+def dlq() -> None:
+    """Dead letters: list, show, replay, discard."""
+
+
+def _letter_filters(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--run", "run_id", help="Only this run.")(fn)
+    fn = click.option("--entity", help="Only this entity type (e.g. User).")(fn)
+    fn = click.option("--error-class", help="Only this error class (e.g. UnknownReference).")(fn)
+    fn = click.option("--outcome", type=click.Choice(["dead", "blocked"]), help="Only dead or only blocked.")(fn)
+    return fn
+
+
+@dlq.command("list")
+@_letter_filters
+@click.option("--state", type=click.Choice(["open", "replayed", "discarded", "any"]), default="open", show_default=True)
+@click.option("--limit", default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def dlq_list(run_id: str | None, entity: str | None, error_class: str | None, outcome: str | None, state: str,
+             limit: int, as_json: bool) -> None:
+    """List dead letters."""
+
+    def go() -> int:
+        from ops.dlq import list_letters
+        from producer.replay import LetterFilter
+
+        return list_letters(_settings(), LetterFilter(run_id, entity, error_class, outcome, state=state), limit, as_json)
+
+    _guard(go)
+
+
+@dlq.command("show")
+@click.argument("letter_id", type=int)
+def dlq_show(letter_id: int) -> None:
+    """Show one dead letter: error, position, attempts, the record (secrets masked)."""
+
+    def go() -> int:
+        from ops.dlq import show_letter
+
+        return show_letter(_settings(), letter_id)
+
+    _guard(go)
+
+
+@dlq.command("replay")
+@_letter_filters
+@click.argument("letter_ids", nargs=-1, type=int)
+@click.option("--upsert", is_flag=True, help="Update rows whose natural key exists with different content.")
+@click.option("--wait/--no-wait", default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--workers", "local_workers", type=int, default=None, help="Start N local worker processes.")
+def dlq_replay(letter_ids: tuple[int, ...], run_id: str | None, entity: str | None, error_class: str | None,
+               outcome: str | None, upsert: bool, wait: bool, as_json: bool, local_workers: int | None) -> None:
+    """Replay open dead letters (and the records blocked behind them) in wave order."""
+
+    def go() -> int:
+        from ops.runs import execute_replay
+        from producer.replay import LetterFilter
+
+        letters = LetterFilter(run_id, entity, error_class, outcome, ids=letter_ids)
+        code, doc = execute_replay(_settings(), letters, upsert=upsert, wait=wait, as_json=as_json,
+                                   local_workers=local_workers, console=_console(as_json))
+        if as_json:
+            click.echo(json.dumps({**doc, "exit_code": code}, indent=2))
+        return code
+
+    _guard(go)
+
+
+@dlq.command("discard")
+@_letter_filters
+@click.argument("letter_ids", nargs=-1, type=int)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def dlq_discard(letter_ids: tuple[int, ...], run_id: str | None, entity: str | None, error_class: str | None,
+                outcome: str | None, yes: bool) -> None:
+    """Mark dead letters discarded: they will not be replayed (their records stay dead)."""
+
+    def go() -> int:
+        from ops.services import database
+        from producer.replay import LetterFilter, discard
+
+        if not (letter_ids or run_id or entity or error_class or outcome):
+            raise click.UsageError("name letter ids or at least one filter")
+        if not yes and not click.confirm("discard the matching dead letters?", default=False):
+            return exitcodes.OK
+        count = discard(database(_settings()), LetterFilter(run_id, entity, error_class, outcome, ids=letter_ids))
+        click.echo(f"discarded {count} dead letter(s)")
+        return exitcodes.OK
+
+    _guard(go)
+
+
+@main.group()
+def db() -> None:
+    """The target database."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the schema migrations (Alembic) to CUTOVER_DATABASE_URL."""
+
+    def go() -> int:
+        from ops.services import upgrade_database
+        from shared.db import engine_for
+
+        url = upgrade_database(_settings())
+        click.echo(f"schema is current on {engine_for(url).url.render_as_string(hide_password=True)}")
+        return exitcodes.OK
+
+    _guard(go)
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--queues", "-Q", help="Comma-separated queues (default: all: control,reference,accounts,contacts).")
+@click.option("--concurrency", "-c", type=int, help="Worker processes (default: CUTOVER_WORKER_CONCURRENCY or cores).")
+@click.pass_context
+def worker(ctx: click.Context, queues: str | None, concurrency: int | None) -> None:
+    """Run workers on this machine (a thin wrapper over `celery worker`; extra options pass through)."""
+
+    def go() -> int:
+        import os
+
+        from ops.embedded import worker_command
+
+        settings = _settings()
+        if settings.embedded_broker:
+            raise click.UsageError("set CUTOVER_BROKER_URL: `cutover worker` joins a shared broker "
+                                   "(the embedded default starts its own workers during `cutover run`)")
+        cmd = worker_command(settings, queues.split(",") if queues else None, concurrency) + list(ctx.args)
+        os.execvpe(cmd[0], cmd, {**os.environ, **settings.as_env()})
+        return exitcodes.FAILURE
+
+    _guard(go)
+
+
+@main.command()
+@click.option("--port", type=int, help="Port (default: CUTOVER_FLOWER_PORT).")
+@click.option("--address", default="127.0.0.1", show_default=True)
+@click.option("--insecure-open", is_flag=True, help="Run without credentials (only allowed on localhost).")
+def flower(port: int | None, address: str, insecure_open: bool) -> None:
+    """Start Flower on the configured broker, with basic auth from settings."""
+
+    def go() -> int:
+        from ops.flower import flower_command, exec_flower
+
+        settings = _settings()
+        exec_flower(settings, flower_command(settings, port, address, insecure_open))
+        return exitcodes.FAILURE
+
+    _guard(go)
+
+
+@main.command()
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--accounts", default=1000, show_default=True, help="Accounts to generate.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--fault-rate", default=0.0, show_default=True, help="Fraction of users with an unknown TaxCode.")
+def sample(out_dir: Path, accounts: int, seed: int, fault_rate: float) -> None:
+    """Write a synthetic engageip migration (reference + accounts) of any size."""
+
+    def go() -> int:
+        from ops.sample import write_engageip_sample
+
+        for path in write_engageip_sample(out_dir, accounts, seed=seed, fault_rate=fault_rate):
+            click.echo(f"wrote {path} ({path.stat().st_size:,} bytes)")
+        return exitcodes.OK
+
+    _guard(go)
+
+
+@main.command("config")
+def show_config() -> None:
+    """Show every setting, its environment variable and its current value (secrets hidden)."""
+
+    def go() -> int:
+        from dataclasses import fields
+
+        settings = _settings()
+        for f in fields(settings):
+            value = getattr(settings, f.name)
+            if f.name in ("vault_key", "flower_password") and value:
+                value = "«set»"
+            click.echo(f"CUTOVER_{f.name.upper():22} = {value!s:40} # {f.metadata.get('doc', '')}")
+        return exitcodes.OK
+
+    _guard(go)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""`cutover dlq list|show`: dead letters as an operator reads them. Secrets stay masked."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+
+from ops import exitcodes
+from ops.services import database
+from producer.replay import LetterFilter
+from shared.entities import REGISTRY
+from shared.errors import ConfigError
+from shared.schema.control import DeadLetter, StagedRecord
+from shared.settings import Settings
+from shared.vault import PREFIX as VAULT_PREFIX
+
+SECRET_MASK = "«encrypted»"
+
+
+def _letter_doc(letter: DeadLetter) -> dict[str, object]:
+    return {
+        "id": letter.id, "run_id": letter.run_id, "entity": letter.entity, "wave": letter.wave,
+        "outcome": letter.outcome, "state": letter.state, "stage": letter.stage, "error_class": letter.error_class,
+        "message": letter.message, "field": letter.field, "value": letter.value, "hint": letter.hint,
+        "position": f"{letter.source_file}:{letter.line}", "attempts": letter.attempts, "blocked_by": letter.blocked_by,
+        "created_at": letter.created_at.isoformat(timespec="seconds"),
+    }
+
+
+def list_letters(settings: Settings, letters: LetterFilter, limit: int, as_json: bool) -> int:
+    sf = database(settings)
+    with sf() as session:
+        rows = session.scalars(letters.apply(select(DeadLetter)).order_by(DeadLetter.wave, DeadLetter.id).limit(limit)).all()
+        docs = [_letter_doc(r) for r in rows]
+    if as_json:
+        print(json.dumps(docs, indent=2))
+        return exitcodes.OK
+    table = Table(title=f"dead letters ({len(docs)} shown)")
+    for column in ("id", "run", "entity", "outcome", "error", "position", "message"):
+        table.add_column(column, overflow="fold")
+    for d in docs:
+        table.add_row(str(d["id"]), str(d["run_id"]), str(d["entity"]), str(d["outcome"]), str(d["error_class"]),
+                      str(d["position"]), str(d["message"]) + (f" — {d['hint']}" if d["hint"] else ""))
+    Console().print(table)
+    return exitcodes.OK
+
+
+def masked_record(entity: str, payload: dict[str, str]) -> dict[str, str]:
+    secrets = set(REGISTRY[entity].secret_fields) if entity in REGISTRY else set()
+    return {k: (SECRET_MASK if k in secrets or str(v).startswith(VAULT_PREFIX) else v) for k, v in payload.items()}
+
+
+def show_letter(settings: Settings, letter_id: int) -> int:
+    sf = database(settings)
+    with sf() as session:
+        letter = session.get(DeadLetter, letter_id)
+        if letter is None:
+            raise ConfigError(f"no dead letter #{letter_id}; `cutover dlq list` lists them")
+        record = session.get_one(StagedRecord, letter.record_id)
+        doc = _letter_doc(letter)
+        doc["record"] = masked_record(letter.entity, record.payload)
+        doc["status"] = record.status
+    console = Console()
+    for key, value in doc.items():
+        if key != "record":
+            console.print(f"[bold]{key:12}[/bold] {value}")
+    console.print("[bold]record[/bold]")
+    for key, value in doc["record"].items():  # type: ignore[union-attr]
+        console.print(f"  {key} = {value!r}")
+    return exitcodes.OK

@@ -1,0 +1,135 @@
+"""`cutover run` and `cutover dlq replay` end to end: stage or plan, hand the dispatch to the
+workers, wait with a live display, print the summary, and choose the exit status."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+from rich.console import Console
+from rich.live import Live
+from sqlalchemy.orm import Session, sessionmaker
+
+from ops import exitcodes
+from ops.embedded import LocalWorkers
+from ops.services import broker, database
+from ops.summary import counts_table, print_summary, run_document
+from producer.readers.base import ReadOptions
+from producer.replay import LetterFilter, plan_replay
+from producer.staging import Stager, resolve_sources
+from shared.celery_app import DISPATCH_START
+from shared.entities import CONTROL_QUEUE, REGISTRY
+from shared.errors import ConfigError, SourceError
+from shared.schema.control import Run
+from shared.settings import Settings
+from shared.vault import Vault
+
+POLL_SECONDS = 0.5
+
+
+@dataclass
+class RunRequest:
+    paths: list[Path]
+    format_name: str | None = None
+    day_first: bool = False
+    upsert: bool = False
+    wait: bool = True
+    as_json: bool = False
+    local_workers: int | None = None
+    timeout: float | None = None
+
+
+def execute_run(settings: Settings, request: RunRequest, console: Console) -> tuple[int, dict[str, Any]]:
+    sf = database(settings)
+    sources = resolve_sources(request.paths, request.format_name)
+    if not sources:
+        raise ConfigError(f"no input files in {', '.join(map(str, request.paths))}")
+    day_first = request.day_first or settings.day_first
+    stager = Stager(sf, REGISTRY, Vault.from_settings(settings), settings.chunk_size)
+    with broker(settings, request.local_workers) as (app, workers):
+        try:
+            staged = stager.stage(sources, ReadOptions(day_first=day_first),
+                                  {"upsert": request.upsert, "date_order": "day-first" if day_first else "month-first"})
+        except SourceError as exc:
+            console.print(f"[red]run refused:[/red] {exc}\nNothing was loaded.")
+            return exitcodes.REFUSED, {"state": "refused", "message": str(exc)}
+        if not request.as_json:
+            console.print(f"run {staged.run_id}: staged {sum(staged.read.values())} records from {len(sources)} file(s)")
+        _start(app, staged.run_id)
+        if not request.wait:
+            return exitcodes.OK, {"run_id": staged.run_id, "state": "running"}
+        return _wait_and_summarise(sf, staged.run_id, workers, request, console)
+
+
+def execute_replay(settings: Settings, letters: LetterFilter, *, upsert: bool, wait: bool, as_json: bool,
+                   local_workers: int | None, console: Console) -> tuple[int, dict[str, Any]]:
+    sf = database(settings)
+    plan = plan_replay(sf, letters, upsert=upsert, chunk_size=settings.chunk_size)
+    if plan.not_replayable and not as_json:
+        console.print(f"{plan.not_replayable} dead letter(s) failed at read time and cannot be replayed: "
+                      "fix the source file and run it again, or discard them")
+    if plan.replay_id is None:
+        if not as_json:
+            console.print("nothing to replay")
+        return exitcodes.OK, {"state": "nothing to replay", "not_replayable": plan.not_replayable}
+    if not as_json:
+        detail = ", ".join(f"{n} {e}" for e, n in sorted(plan.by_entity.items()))
+        console.print(f"replay {plan.replay_id}: {plan.records} record(s) in wave order ({detail})")
+    with broker(settings, local_workers) as (app, workers):
+        _start(app, plan.replay_id)
+        if not wait:
+            return exitcodes.OK, {"run_id": plan.replay_id, "state": "running"}
+        request = RunRequest(paths=[], wait=True, as_json=as_json, local_workers=local_workers)
+        return _wait_and_summarise(sf, plan.replay_id, workers, request, console)
+
+
+def _start(app: Celery, dispatch_id: str) -> None:
+    """Publishing happens in a worker (control queue): this process never subscribes to results."""
+    app.send_task(DISPATCH_START, args=(dispatch_id,), queue=CONTROL_QUEUE, ignore_result=True)
+
+
+def wait_for(sf: sessionmaker[Session], run_id: str, workers: LocalWorkers | None, console: Console,
+             live_display: bool, timeout: float | None = None) -> bool:
+    """Poll until the dispatch completes; True when it did, False when the timeout passed."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    with Live(console=console, auto_refresh=False, transient=False) if live_display else _NoLive() as live:
+        while True:
+            with sf() as session:
+                state = session.get_one(Run, run_id).state
+                if live_display:
+                    live.update(counts_table(run_document(session, run_id), title=f"run {run_id} — {state}"), refresh=True)
+            if state == "completed":
+                return True
+            if workers is not None:
+                workers.check()
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(POLL_SECONDS)
+
+
+def _wait_and_summarise(sf: sessionmaker[Session], run_id: str, workers: LocalWorkers | None, request: RunRequest,
+                        console: Console) -> tuple[int, dict[str, Any]]:
+    live_display = console.is_terminal and not request.as_json
+    try:
+        finished = wait_for(sf, run_id, workers, console, live_display, request.timeout)
+    except KeyboardInterrupt:
+        finished = False
+    with sf() as session:
+        doc = run_document(session, run_id) if request.as_json else print_summary(console, session, run_id)
+    if not finished:
+        if not request.as_json:
+            console.print(f"stopped waiting; the run goes on where workers run: cutover status {run_id}")
+        return exitcodes.INCOMPLETE, doc
+    totals = doc["totals"]
+    return (exitcodes.RECORDS_FAILED if totals["dead"] or totals["blocked"] else exitcodes.OK), doc
+
+
+class _NoLive:
+    def __enter__(self) -> "_NoLive":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None

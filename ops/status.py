@@ -1,0 +1,50 @@
+"""`cutover status`: the runs, or one run's counts (live while it runs)."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+
+from ops import exitcodes
+from ops.services import database
+from ops.summary import print_summary, run_document
+from shared.errors import ConfigError
+from shared.schema.control import Run
+from shared.settings import Settings
+
+
+def list_runs(settings: Settings, as_json: bool, limit: int) -> int:
+    sf = database(settings)
+    with sf() as session:
+        runs = session.scalars(select(Run).order_by(Run.created_at.desc()).limit(limit)).all()
+        docs = [run_document(session, r.id) for r in runs]
+    if as_json:
+        print(json.dumps(docs, indent=2))
+        return exitcodes.OK
+    table = Table(title="runs")
+    for column in ("run", "kind", "state", "created", "read", "committed", "skipped", "dead", "blocked", "files"):
+        table.add_column(column, overflow="fold")
+    for doc in docs:
+        t = doc["totals"]
+        state = "in progress" if doc["state"] in ("staging", "ready", "running") else doc["state"]
+        table.add_row(doc["run_id"], doc["kind"], state, doc["created_at"], *(str(t[c]) for c in
+                      ("read", "committed", "skipped", "dead", "blocked")), ", ".join(doc["files"]))
+    Console().print(table)
+    return exitcodes.OK
+
+
+def show_run(settings: Settings, run_id: str, as_json: bool) -> int:
+    sf = database(settings)
+    with sf() as session:
+        if session.get(Run, run_id) is None:
+            raise ConfigError(f"no run {run_id!r}; `cutover status` lists them")
+        if as_json:
+            print(json.dumps(run_document(session, run_id), indent=2))
+            return exitcodes.OK
+        doc = print_summary(Console(), session, run_id)
+    if doc["message"]:
+        print(doc["message"])
+    return exitcodes.OK

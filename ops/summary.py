@@ -1,0 +1,76 @@
+"""Counts of a run as a table, as JSON, and the invariant read = committed + skipped + dead + blocked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from shared.dispatch import OUTCOMES, live_counts
+from shared.schema.control import DeadLetter, Run
+
+COLUMNS = ("read", *OUTCOMES)
+
+
+def run_document(session: Session, run_id: str) -> dict[str, Any]:
+    """The run for scripts: id, state, per entity counts, totals and whether they balance."""
+    run = session.get_one(Run, run_id)
+    counts = live_counts(session, run_id)
+    entities = {name: {c: n for c, n in row.items() if c in (*COLUMNS, "wave", "pending")} for name, row in
+                sorted(counts.items(), key=lambda kv: (kv[1]["wave"], kv[0]))}
+    totals = {c: sum(row[c] for row in counts.values()) for c in (*COLUMNS, "pending")}
+    unbalanced = [name for name, row in counts.items() if row["read"] != sum(row[o] for o in OUTCOMES)]
+    return {
+        "run_id": run.id, "kind": run.kind, "state": run.state, "files": run.files, "message": run.message,
+        "created_at": run.created_at.isoformat(timespec="seconds"),
+        "finished_at": run.finished_at.isoformat(timespec="seconds") if run.finished_at else None,
+        "entities": entities, "totals": totals,
+        "balanced": run.state != "completed" or not unbalanced, "unbalanced": sorted(unbalanced),
+    }
+
+
+def counts_table(doc: dict[str, Any], title: str | None = None) -> Table:
+    table = Table(title=title, show_footer=True)
+    table.add_column("wave", justify="right")
+    table.add_column("entity", footer="total")
+    for column in COLUMNS:
+        table.add_column(column, justify="right", footer=str(doc["totals"][column]))
+    for name, row in doc["entities"].items():
+        table.add_row(str(row["wave"]), name, *(str(row[c]) for c in COLUMNS))
+    return table
+
+
+def error_digest(session: Session, run_id: str, limit: int = 12) -> Table | None:
+    """What went wrong, grouped: entity, outcome, error class, how many, one example."""
+    rows = session.execute(
+        select(DeadLetter.entity, DeadLetter.outcome, DeadLetter.error_class, func.count(), func.min(DeadLetter.id))
+        .where(DeadLetter.run_id == run_id, DeadLetter.state == "open")
+        .group_by(DeadLetter.entity, DeadLetter.outcome, DeadLetter.error_class)
+        .order_by(func.count().desc()).limit(limit)
+    ).all()
+    if not rows:
+        return None
+    table = Table(title="dead letters (cutover dlq list --run %s)" % run_id)
+    for column in ("entity", "outcome", "error", "count", "example"):
+        table.add_column(column, overflow="fold")
+    for entity, outcome, error_class, count, example_id in rows:
+        letter = session.get_one(DeadLetter, example_id)
+        table.add_row(entity, outcome, error_class, str(count),
+                      f"#{letter.id} {letter.source_file}:{letter.line}: {letter.message}" + (f" — {letter.hint}" if letter.hint else ""))
+    return table
+
+
+def print_summary(console: Console, session: Session, run_id: str) -> dict[str, Any]:
+    doc = run_document(session, run_id)
+    console.print(counts_table(doc, title=f"run {run_id} — {doc['state']}"))
+    digest = error_digest(session, run_id)
+    if digest is not None:
+        console.print(digest)
+    verdict = "holds" if doc["balanced"] else f"DOES NOT HOLD for {', '.join(doc['unbalanced'])}"
+    console.print(f"read = committed + skipped + dead + blocked {verdict} "
+                  f"({doc['totals']['read']} = {doc['totals']['committed']} + {doc['totals']['skipped']} + "
+                  f"{doc['totals']['dead']} + {doc['totals']['blocked']})")
+    return doc

@@ -1,0 +1,1 @@
+"""Sources → records → staged rows → waves → messages."""

@@ -1,0 +1,57 @@
+"""The reader interface: a format's reader streams a file and yields records with their position.
+A record-level problem travels with the record (``error``); a file-level one raises SourceError."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Protocol
+
+from shared.errors import ConfigError, Position, RecordError
+
+
+@dataclass
+class RawRecord:
+    """A record as the reader understood it: typed, normalised field values, or the error that
+    stops it from loading (it is then dead-lettered at read time, with its position)."""
+
+    entity: str
+    fields: dict[str, str]
+    position: Position
+    error: RecordError | None = None
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """Run options that change how values read."""
+
+    day_first: bool = False
+
+
+class Reader(Protocol):
+    format_name: str
+
+    def read(self, path: Path, options: ReadOptions) -> Iterator[RawRecord]: ...
+
+
+FORMAT_BY_SUFFIX = {".xml": "engageip", ".json": "iteras", ".jsonl": "iteras", ".csv": "csv"}
+
+
+def detect_format(path: Path) -> str:
+    try:
+        return FORMAT_BY_SUFFIX[path.suffix.lower()]
+    except KeyError:
+        raise ConfigError(
+            f"{path}: cannot tell the format from the extension {path.suffix!r}; "
+            f"name it with --format ({', '.join(sorted(set(FORMAT_BY_SUFFIX.values())))})"
+        ) from None
+
+
+def reader_for(format_name: str) -> Reader:
+    if format_name == "engageip":
+        from producer.readers.engageip import EngageIPReader
+
+        return EngageIPReader()
+    if format_name in ("iteras", "csv"):
+        raise ConfigError(f"the {format_name} format is not supported yet by this version of cutover")
+    raise ConfigError(f"unknown format {format_name!r}; known: engageip, iteras, csv")

@@ -1,0 +1,129 @@
+"""Streaming reader for engageip XML: every child of the root is one record.
+
+lxml ``iterparse`` with DTDs, external entities and entity expansion off; each record element is
+cleared once read, so memory stays flat whatever the file size. A document with a DOCTYPE is refused
+before any record is read (that is where XML bombs and external entities live)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+from lxml import etree
+
+from producer.readers.base import RawRecord, ReadOptions
+from producer.readers.engageip_elements import AMOUNT, BOOL, DATE, DATETIME, DECIMAL, ELEMENTS, INT, ElementSpec
+from producer.readers import values
+from shared.errors import InvalidValue, MissingField, Position, RecordError, SourceError, UnknownName
+from shared.hints import hint_for
+
+_PARSERS = {
+    INT: values.parse_int, DECIMAL: values.parse_decimal, AMOUNT: values.parse_amount, BOOL: values.parse_bool,
+}
+
+
+class EngageIPReader:
+    format_name = "engageip"
+
+    def read(self, path: Path, options: ReadOptions) -> Iterator[RawRecord]:
+        _refuse_doctype(path)
+        context = etree.iterparse(
+            str(path), events=("start", "end"), resolve_entities=False, no_network=True, load_dtd=False,
+            dtd_validation=False, huge_tree=False, remove_comments=True, remove_pis=True,
+        )
+        depth = 0
+        root = None
+        try:
+            for event, elem in context:
+                if event == "start":
+                    depth += 1
+                    if depth == 1:
+                        root = elem
+                        if elem.getroottree().docinfo.doctype:
+                            raise SourceError(str(path), elem.sourceline, "a DOCTYPE is not allowed (DTDs and entities are refused)")
+                    continue
+                depth -= 1
+                if depth == 1:
+                    yield self._record(path, elem, options)
+                    elem.clear(keep_tail=False)
+                    if root is not None:
+                        while elem.getprevious() is not None:
+                            del root[0]
+        except etree.XMLSyntaxError as exc:
+            line = exc.position[0] if exc.position else exc.lineno
+            raise SourceError(str(path), line, f"not well-formed XML: {exc.msg}") from None
+        if root is None:
+            raise SourceError(str(path), None, "no root element: the file is empty")
+
+    def _record(self, path: Path, elem: etree._Element, options: ReadOptions) -> RawRecord:
+        tag = elem.tag if isinstance(elem.tag, str) else str(elem.tag)
+        position = Position(str(path), elem.sourceline)
+        raw = {str(k): str(v) for k, v in elem.attrib.items()}
+        spec = ELEMENTS.get(tag)
+        if spec is None:
+            err = UnknownName(f"unknown element {tag!r}", field=tag, value=tag, hint=hint_for(tag, ELEMENTS))
+            return RawRecord(tag, raw, position, err)
+        if len(elem):
+            child = elem[0].tag
+            err = UnknownName(f"{tag} records carry attributes only; unexpected child element {child!r}",
+                              field=str(child), value=str(child))
+            return RawRecord(tag, raw, position, err)
+        try:
+            fields = typed_fields(tag, spec, raw, day_first=options.day_first)
+        except RecordError as err:
+            return RawRecord(tag, raw, position, err)
+        return RawRecord(tag, fields, position)
+
+
+def typed_fields(tag: str, spec: ElementSpec, raw: dict[str, str], *, day_first: bool) -> dict[str, str]:
+    """Check names and types of one record's attributes; empty optional attributes are dropped."""
+    for name in raw:
+        if name not in spec.attributes:
+            raise UnknownName(f"unknown attribute {name!r} on {tag}", field=name, value=raw[name],
+                              hint=hint_for(name, spec.attributes))
+    fields: dict[str, str] = {}
+    for name, text in raw.items():
+        if text.strip() == "":
+            continue
+        kind = spec.attributes[name]
+        if kind == DATE or kind == DATETIME:
+            fields[name] = values.parse_date(name, text, day_first=day_first)
+        else:
+            fields[name] = _PARSERS.get(kind, values.parse_text)(name, text)
+    missing = [n for n in spec.required if n not in fields]
+    if missing:
+        raise MissingField(f"{tag} needs {', '.join(missing)}", field=missing[0], value=raw.get(missing[0], ""))
+    if spec.one_of and not any(all(n in fields for n in group) for group in spec.one_of):
+        options = " or ".join(" + ".join(g) for g in spec.one_of)
+        raise MissingField(f"{tag} needs {options}", field=spec.one_of[0][0], value="")
+    return fields
+
+
+def _refuse_doctype(path: Path) -> None:
+    """Refuse a DOCTYPE before the parser sees it, reading only the prolog."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(65536)
+    except OSError as exc:
+        raise SourceError(str(path), None, f"cannot read the file: {exc.strerror}") from None
+    first_element = _first_element_offset(head)
+    prolog = head if first_element < 0 else head[:first_element]
+    marker = prolog.find(b"<!DOCTYPE")
+    if marker >= 0:
+        line = prolog.count(b"\n", 0, marker) + 1
+        raise SourceError(str(path), line, "a DOCTYPE is not allowed (DTDs and entities are refused)")
+
+
+def _first_element_offset(head: bytes) -> int:
+    i = 0
+    while True:
+        i = head.find(b"<", i)
+        if i < 0 or i + 1 >= len(head):
+            return -1
+        nxt = head[i + 1:i + 2]
+        if nxt not in (b"?", b"!"):
+            return i
+        i += 1
+
+
+__all__ = ["EngageIPReader", "InvalidValue"]

@@ -1,0 +1,83 @@
+"""Typed field values for text formats: dates in the run's order, booleans, integers, decimals.
+Each parser returns the canonical text form that travels in messages, or raises InvalidValue."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Callable
+
+from shared.errors import InvalidValue
+
+_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})(?:\s+(\d{1,2}):(\d{2})(?::(\d{2}))?\s*([AaPp][Mm])?)?$")
+
+
+def parse_date(field: str, text: str, *, day_first: bool) -> str:
+    """``M/D/YYYY`` or ``M/D/YYYY h:mm:ss AM|PM`` (``D/M/YYYY`` when day_first) → ISO 8601.
+    An impossible date is an error, never rolled over."""
+    match = _DATE.match(text.strip())
+    order = "D/M/YYYY" if day_first else "M/D/YYYY"
+    if not match:
+        raise InvalidValue(f"{field} {text!r} is not a date", field=field, value=text,
+                           hint=f"expected {order} or {order} h:mm:ss AM|PM")
+    first, second, year, hour, minute, sec, ampm = match.groups()
+    month, day = (int(second), int(first)) if day_first else (int(first), int(second))
+    try:
+        parsed = date(int(year), month, day)
+    except ValueError:
+        raise InvalidValue(f"{field} {text!r} is not a real date ({order}: month {month}, day {day})",
+                           field=field, value=text, hint=f"dates read {order} in this run") from None
+    if hour is None:
+        return parsed.isoformat()
+    h = int(hour)
+    if ampm:
+        if not 1 <= h <= 12:
+            raise InvalidValue(f"{field} {text!r}: hour {h} with {ampm.upper()}", field=field, value=text)
+        h = h % 12 + (12 if ampm.upper() == "PM" else 0)
+    try:
+        return datetime(parsed.year, parsed.month, parsed.day, h, int(minute), int(sec or 0)).isoformat()
+    except ValueError:
+        raise InvalidValue(f"{field} {text!r} has an impossible time", field=field, value=text) from None
+
+
+def parse_bool(field: str, text: str) -> str:
+    folded = text.strip().lower()
+    if folded in ("true", "1"):
+        return "true"
+    if folded in ("false", "0"):
+        return "false"
+    raise InvalidValue(f"{field} {text!r} is not a boolean", field=field, value=text, hint="use True/False or 1/0")
+
+
+def parse_int(field: str, text: str) -> str:
+    try:
+        return str(int(text.strip()))
+    except ValueError:
+        raise InvalidValue(f"{field} {text!r} is not a whole number", field=field, value=text) from None
+
+
+def parse_decimal(field: str, text: str) -> str:
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise InvalidValue(f"{field} {text!r} is not a decimal number", field=field, value=text) from None
+    if not value.is_finite():
+        raise InvalidValue(f"{field} {text!r} is not a finite number", field=field, value=text)
+    return str(value)
+
+
+def parse_amount(field: str, text: str) -> str:
+    """Absolute amounts: the format gives signs by record type, so a negative value is an error."""
+    value = parse_decimal(field, text)
+    if value.startswith("-"):
+        raise InvalidValue(f"{field} {text!r} is negative", field=field, value=text,
+                           hint="amounts are absolute; the record type gives the sign")
+    return value
+
+
+def parse_text(field: str, text: str) -> str:
+    return text
+
+
+ValueParser = Callable[[str, str], str]

@@ -1,0 +1,252 @@
+"""Stage a run: read every file, write its records into ``staged_records`` in bulk, and settle in
+the producer everything that depends on file order, so no worker ever does:
+
+* occurrence numbers of repeated content (the n-th identical record gets the n-th key);
+* duplicate natural keys inside the run (the earlier record wins: a later identical one is skipped,
+  a later different one is a conflict);
+* chunk numbers per wave, the unit of dispatch.
+
+Memory stays flat: records go to the database in batches, and only per-entity counters are kept.
+A file-level error (not well-formed, DTD, unreadable) refuses the whole run: nothing staged remains.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from producer.readers.base import RawRecord, ReadOptions, detect_format, reader_for
+from shared.envelope import content_digest, idempotency_key, natural_key_text, show_key
+from shared.errors import Conflict, RecordError, SourceError
+from shared.registry import Registry
+from shared.schema.control import DeadLetter, DispatchWave, Run, RunEntity, StagedRecord
+from shared.vault import Vault
+
+log = logging.getLogger(__name__)
+
+BATCH = 2000
+SECRET_MASK = "«secret»"
+
+
+@dataclass
+class SourceFile:
+    path: Path
+    format: str
+
+
+@dataclass
+class StagingResult:
+    run_id: str
+    read: Counter[str] = field(default_factory=Counter)
+    dead_at_read: int = 0
+    duplicates_skipped: int = 0
+    conflicts: int = 0
+
+
+def new_run_id(kind: str = "run") -> str:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"{'r' if kind == 'run' else 'x'}{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+def resolve_sources(paths: Iterable[Path], format_name: str | None) -> list[SourceFile]:
+    """Files named directly, or every file of a known format inside a named folder (sorted)."""
+    out: list[SourceFile] = []
+    for path in paths:
+        if path.is_dir():
+            for child in sorted(p for p in path.iterdir() if p.is_file()):
+                try:
+                    out.append(SourceFile(child, format_name or detect_format(child)))
+                except Exception:
+                    continue
+        else:
+            out.append(SourceFile(path, format_name or detect_format(path)))
+    return out
+
+
+class Stager:
+    """Writes one run's records into the control tables."""
+
+    def __init__(self, sf: sessionmaker[Session], registry: Registry, vault: Vault, chunk_size: int) -> None:
+        self.sf, self.registry, self.vault, self.chunk_size = sf, registry, vault, chunk_size
+        self.secret_names = {s.casefold() for e in registry for s in e.secret_fields}
+
+    def stage(self, sources: list[SourceFile], options: ReadOptions, run_options: dict[str, Any],
+              run_id: str | None = None) -> StagingResult:
+        run_id = run_id or new_run_id()
+        with self.sf.begin() as session:
+            session.add(Run(id=run_id, kind="run", state="staging", options=run_options,
+                            files=[str(s.path) for s in sources]))
+        result = StagingResult(run_id)
+        try:
+            self._stage_files(run_id, sources, options, result)
+            with self.sf.begin() as session:
+                self._number_repeats(session, run_id)
+                self._settle_duplicate_keys(session, run_id, result)
+                self._write_dispatch_plan(session, run_id, result)
+                session.get_one(Run, run_id).state = "ready"
+        except SourceError as exc:
+            self.refuse(run_id, str(exc))
+            raise
+        return result
+
+    def refuse(self, run_id: str, message: str) -> None:
+        """Undo a run's staging and keep only its refusal, so nothing of it can be loaded."""
+        with self.sf.begin() as session:
+            session.execute(delete(DeadLetter).where(DeadLetter.run_id == run_id))
+            session.execute(delete(StagedRecord).where(StagedRecord.run_id == run_id))
+            session.execute(delete(RunEntity).where(RunEntity.run_id == run_id))
+            run = session.get_one(Run, run_id)
+            run.state, run.message = "refused", message
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def _stage_files(self, run_id: str, sources: list[SourceFile], options: ReadOptions, result: StagingResult) -> None:
+        seen_per_wave: Counter[int] = Counter()
+        batch: list[tuple[dict[str, Any], RecordError | None]] = []
+        for source in sources:
+            for raw in reader_for(source.format).read(source.path, options):
+                batch.append(self._row(run_id, raw, seen_per_wave))
+                result.read[raw.entity] += 1
+                if raw.error is not None:
+                    result.dead_at_read += 1
+                if len(batch) >= BATCH:
+                    self._flush(batch)
+                    batch = []
+        self._flush(batch)
+
+    def _row(self, run_id: str, raw: RawRecord, seen_per_wave: Counter[int]) -> tuple[dict[str, Any], RecordError | None]:
+        entity = self.registry[raw.entity] if raw.entity in self.registry and raw.error is None else None
+        known = raw.entity in self.registry
+        wave = self.registry.wave_of(raw.entity) if known else 0
+        payload, digest_fields = self._protect(raw.fields)
+        digest = content_digest(raw.entity, digest_fields)
+        chunk = -1
+        if entity is not None:
+            chunk = seen_per_wave[wave] // self.chunk_size
+            seen_per_wave[wave] += 1
+        natural = natural_key_text(raw.fields, self.registry[raw.entity].natural_key) if known and self.registry[raw.entity].natural_key else None
+        row = {
+            "run_id": run_id, "dispatch_id": run_id, "entity": raw.entity, "wave": wave, "chunk": chunk,
+            "source_file": raw.position.file, "line": raw.position.line, "col": raw.position.column,
+            "digest": digest, "key": idempotency_key(digest, 1), "natural_key": natural if raw.error is None else None,
+            "payload": payload, "status": "pending" if raw.error is None else "dead", "attempts": 0,
+        }
+        if raw.error is not None and known:
+            row["_ref_key"] = natural_key_text(raw.fields, self.registry[raw.entity].lookup_key)
+        return row, raw.error
+
+    def _protect(self, fields: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+        """Secrets are encrypted for the payload and replaced by a keyed digest for the content hash."""
+        if not any(name.casefold() in self.secret_names for name in fields):
+            return fields, fields
+        payload, digest_fields = dict(fields), dict(fields)
+        for name, value in fields.items():
+            if name.casefold() in self.secret_names:
+                payload[name] = self.vault.encrypt(value)
+                digest_fields[name] = self.vault.digest(value)
+        return payload, digest_fields
+
+    def _flush(self, batch: list[tuple[dict[str, Any], RecordError | None]]) -> None:
+        if not batch:
+            return
+        rows = [{k: v for k, v in row.items() if not k.startswith("_")} for row, _ in batch]
+        with self.sf.begin() as session:
+            ids = session.scalars(insert(StagedRecord).returning(StagedRecord.id, sort_by_parameter_order=True), rows).all()
+            letters = [
+                self._read_letter(record_id, row, error)
+                for record_id, (row, error) in zip(ids, batch) if error is not None
+            ]
+            if letters:
+                session.execute(insert(DeadLetter), letters)
+
+    def _read_letter(self, record_id: int, row: dict[str, Any], error: RecordError) -> dict[str, Any]:
+        value = error.value
+        if error.field and error.field.casefold() in self.secret_names:
+            value = SECRET_MASK
+        return {
+            "record_id": record_id, "run_id": row["run_id"], "entity": row["entity"], "wave": row["wave"],
+            "outcome": "dead", "stage": "read", "state": "open", "error_class": error.error_class,
+            "message": error.message, "field": error.field, "value": None if value is None else str(value),
+            "hint": error.hint, "ref_key": row.get("_ref_key"), "source_file": row["source_file"],
+            "line": row["line"], "col": row["col"], "attempts": 0,
+        }
+
+    # -- settling what depends on file order ------------------------------------------------------
+
+    def _number_repeats(self, session: Session, run_id: str) -> None:
+        """Give the n-th record with the same content the n-th key (the first already has key #1)."""
+        repeated = session.scalars(
+            select(StagedRecord.digest).where(StagedRecord.run_id == run_id)
+            .group_by(StagedRecord.digest).having(func.count() > 1)
+        ).all()
+        for digest in repeated:
+            ids = session.scalars(select(StagedRecord.id).where(StagedRecord.run_id == run_id, StagedRecord.digest == digest)
+                                  .order_by(StagedRecord.id)).all()
+            for occurrence, record_id in enumerate(ids[1:], start=2):
+                session.execute(update(StagedRecord).where(StagedRecord.id == record_id)
+                                .values(key=idempotency_key(digest, occurrence)))
+
+    def _settle_duplicate_keys(self, session: Session, run_id: str, result: StagingResult) -> None:
+        """Same natural key twice in one run: the earlier record wins, whatever order workers run in."""
+        groups = session.execute(
+            select(StagedRecord.entity, StagedRecord.natural_key)
+            .where(StagedRecord.run_id == run_id, StagedRecord.status == "pending", StagedRecord.natural_key.is_not(None))
+            .group_by(StagedRecord.entity, StagedRecord.natural_key).having(func.count() > 1)
+        ).all()
+        for entity, natural in groups:
+            records = session.scalars(
+                select(StagedRecord).where(StagedRecord.run_id == run_id, StagedRecord.entity == entity,
+                                           StagedRecord.natural_key == natural, StagedRecord.status == "pending")
+                .order_by(StagedRecord.id)
+            ).all()
+            first = records[0]
+            for later in records[1:]:
+                if later.digest == first.digest:
+                    later.status = "skipped"
+                    result.duplicates_skipped += 1
+                    continue
+                later.status = "dead"
+                result.conflicts += 1
+                names = "+".join(self.registry[entity].natural_key)
+                error = Conflict(
+                    f"{entity} with {names} {show_key(natural)!r} appears earlier in the run with different content "
+                    f"({first.source_file}:{first.line}); the earlier record wins",
+                    field=self.registry[entity].natural_key[-1], value=show_key(natural),
+                    hint="remove one of the two, or load the later one on its own with --upsert",
+                )
+                letter = self._read_letter(later.id, {
+                    "run_id": run_id, "entity": entity, "wave": later.wave, "source_file": later.source_file,
+                    "line": later.line, "col": later.col,
+                    "_ref_key": natural_key_text(later.payload, self.registry[entity].lookup_key),
+                }, error)
+                letter["stage"] = "load"
+                session.add(DeadLetter(**letter))
+
+    def _write_dispatch_plan(self, session: Session, run_id: str, result: StagingResult) -> None:
+        for entity, count in result.read.items():
+            wave = self.registry.wave_of(entity) if entity in self.registry else 0
+            session.add(RunEntity(run_id=run_id, entity=entity, wave=wave, read=count))
+        write_dispatch_waves(session, run_id)
+
+
+def write_dispatch_waves(session: Session, dispatch_id: str) -> None:
+    """One DispatchWave per wave that has chunks to publish, sized from the staged rows."""
+    for wave, last_chunk in session.execute(
+        select(StagedRecord.wave, func.max(StagedRecord.chunk))
+        .where(StagedRecord.dispatch_id == dispatch_id, StagedRecord.chunk >= 0)
+        .group_by(StagedRecord.wave)
+    ):
+        session.add(DispatchWave(dispatch_id=dispatch_id, wave=wave, chunks_total=last_chunk + 1))
+
+
+def iter_sources(sources: list[SourceFile], options: ReadOptions) -> Iterator[RawRecord]:
+    for source in sources:
+        yield from reader_for(source.format).read(source.path, options)

@@ -1,0 +1,183 @@
+"""Waves of chunked chords, with back-pressure.
+
+A run's (or replay's) staged records are numbered into chunks per wave at staging time. Dispatching a
+wave publishes one chord per chunk: a header of per-record load tasks and a ``chunk_done`` callback.
+At most ``max_in_flight`` records' worth of chunks are out at once; each callback claims and
+publishes the next chunk, and the callback that closes a wave's last chunk opens the next wave. The
+database holds the counters, so the barrier is cheap (chords of hundreds, not millions) and a
+callback that fires twice is counted once.
+
+Publishing happens inside worker tasks (``cutover.dispatch.*`` on the control queue), never from the
+CLI, so no client process subscribes to hundreds of thousands of result channels.
+"""
+
+from __future__ import annotations
+
+import logging
+from celery import Celery, chord
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.celery_app import DISPATCH_CHUNK_DONE
+from shared.envelope import Envelope
+from shared.errors import Position
+from shared.registry import Registry
+from shared.schema.base import utcnow
+from shared.schema.control import DispatchChunk, DispatchWave, Run, RunEntity, StagedRecord
+
+log = logging.getLogger(__name__)
+
+SessionFactory = sessionmaker[Session]
+
+
+def chunks_in_flight(max_in_flight: int, chunk_size: int) -> int:
+    return max(1, max_in_flight // max(1, chunk_size))
+
+
+def start(sf: SessionFactory, app: Celery, registry: Registry, dispatch_id: str, window: int) -> None:
+    """Open the first wave that has work; finish at once if none has."""
+    with sf.begin() as session:
+        run = session.get(Run, dispatch_id)
+        if run is None or run.state in ("completed", "refused", "running"):
+            return
+        run.state = "running"
+    _drain(sf, app, registry, dispatch_id, _open_next_wave(sf, dispatch_id, after=-1, window=window), window)
+
+
+def chunk_done(sf: SessionFactory, app: Celery, registry: Registry, dispatch_id: str, wave: int, chunk: int,
+               window: int) -> None:
+    """A chord closed: count it once, publish the next chunk of the wave, or open the next wave."""
+    _drain(sf, app, registry, dispatch_id, _close_chunk(sf, dispatch_id, wave, chunk, window), window)
+
+
+def _drain(sf: SessionFactory, app: Celery, registry: Registry, dispatch_id: str,
+           todo: list[tuple[int, int]], window: int) -> None:
+    """Publish claimed chunks; a chunk with nothing left to load closes at once (a loop, not recursion,
+    so a long run of fully dead-lettered chunks cannot exhaust the stack)."""
+    while todo:
+        wave, chunk = todo.pop(0)
+        if not publish_chunk(sf, app, registry, dispatch_id, wave, chunk):
+            todo.extend(_close_chunk(sf, dispatch_id, wave, chunk, window))
+
+
+def _close_chunk(sf: SessionFactory, dispatch_id: str, wave: int, chunk: int, window: int) -> list[tuple[int, int]]:
+    with sf.begin() as session:
+        marked = session.execute(
+            update(DispatchChunk)
+            .where(DispatchChunk.dispatch_id == dispatch_id, DispatchChunk.wave == wave,
+                   DispatchChunk.chunk == chunk, DispatchChunk.done_at.is_(None))
+            .values(done_at=utcnow())
+        ).rowcount
+        if not marked:
+            log.info("chunk %s/%s/%s already counted; ignoring a repeated callback", dispatch_id, wave, chunk)
+            return []
+        state = _wave_for_update(session, dispatch_id, wave)
+        state.chunks_done += 1
+        if state.chunks_done < state.chunks_total:
+            return [(wave, c) for c in _claim(session, state, 1)]
+        state.state = "done"
+    return _open_next_wave(sf, dispatch_id, after=wave, window=window)
+
+
+def _open_next_wave(sf: SessionFactory, dispatch_id: str, after: int, window: int) -> list[tuple[int, int]]:
+    with sf.begin() as session:
+        state = session.scalars(
+            select(DispatchWave)
+            .where(DispatchWave.dispatch_id == dispatch_id, DispatchWave.wave > after, DispatchWave.state == "waiting")
+            .order_by(DispatchWave.wave).limit(1).with_for_update()
+        ).first()
+        if state is None:
+            _finish(session, dispatch_id)
+            return []
+        state.state = "running"
+        return [(state.wave, c) for c in _claim(session, state, window)]
+
+
+def _wave_for_update(session: Session, dispatch_id: str, wave: int) -> DispatchWave:
+    return session.execute(
+        select(DispatchWave).where(DispatchWave.dispatch_id == dispatch_id, DispatchWave.wave == wave)
+        .with_for_update()
+    ).scalar_one()
+
+
+def _claim(session: Session, state: DispatchWave, count: int) -> list[int]:
+    """Reserve the next ``count`` chunk numbers of a wave (the row is locked by the caller)."""
+    first = state.next_chunk
+    last = min(state.chunks_total, first + count)
+    state.next_chunk = last
+    for number in range(first, last):
+        session.add(DispatchChunk(dispatch_id=state.dispatch_id, wave=state.wave, chunk=number, published_at=utcnow()))
+    return list(range(first, last))
+
+
+def publish_chunk(sf: SessionFactory, app: Celery, registry: Registry, dispatch_id: str, wave: int, chunk: int) -> bool:
+    """One chord: a load task per pending record of the chunk, then ``chunk_done``.
+    Returns False when the chunk has nothing left to load (nothing is published)."""
+    with sf() as session:
+        rows = session.execute(
+            select(StagedRecord.id, StagedRecord.run_id, StagedRecord.entity, StagedRecord.key, StagedRecord.digest,
+                   StagedRecord.source_file, StagedRecord.line, StagedRecord.col, StagedRecord.payload)
+            .where(StagedRecord.dispatch_id == dispatch_id, StagedRecord.wave == wave,
+                   StagedRecord.chunk == chunk, StagedRecord.status == "pending")
+            .order_by(StagedRecord.id)
+        ).all()
+        run = session.get(Run, dispatch_id)
+        upsert = bool(run and run.options.get("upsert"))
+    if not rows:
+        return False
+    header = []
+    for row in rows:
+        entity = registry[row.entity]
+        env = Envelope(run_id=row.run_id, record_id=row.id, entity=row.entity, key=row.key, digest=row.digest,
+                       position=Position(row.source_file, row.line, row.col), fields=row.payload, upsert=upsert)
+        header.append(app.signature(entity.task_name, args=(env.to_message(),),
+                                    argsrepr=repr((env.label(entity.lookup_key),))))
+    body = app.signature(DISPATCH_CHUNK_DONE, args=(dispatch_id, wave, chunk), immutable=True)
+    chord(header, body).apply_async()
+    return True
+
+
+def _finish(session: Session, dispatch_id: str) -> None:
+    run = session.get(Run, dispatch_id)
+    if run is None or run.state == "completed":
+        return
+    run.state = "completed"
+    run.finished_at = utcnow()
+    for run_id in session.scalars(select(StagedRecord.run_id).where(StagedRecord.dispatch_id == dispatch_id).distinct()):
+        snapshot_counts(session, run_id)
+
+
+OUTCOMES = ("committed", "skipped", "dead", "blocked")
+
+
+def live_counts(session: Session, run_id: str) -> dict[str, dict[str, int]]:
+    """Per entity: read and every outcome so far, counted from the staged records themselves.
+    For a replay, the records it re-published (each counts as read once)."""
+    run = session.get(Run, run_id)
+    replay = run is not None and run.kind == "replay"
+    empty = {"wave": 0, "read": 0, **{o: 0 for o in OUTCOMES}, "pending": 0}
+    counts: dict[str, dict[str, int]] = {}
+    for row in session.execute(select(RunEntity).where(RunEntity.run_id == run_id)).scalars():
+        counts[row.entity] = {**empty, "wave": row.wave, "read": row.read}
+    owner = StagedRecord.dispatch_id if replay else StagedRecord.run_id
+    grouped = session.execute(
+        select(StagedRecord.entity, StagedRecord.wave, StagedRecord.status, func.count())
+        .where(owner == run_id).group_by(StagedRecord.entity, StagedRecord.wave, StagedRecord.status)
+    )
+    for entity, wave, status, n in grouped:
+        bucket = counts.setdefault(entity, {**empty, "wave": wave})
+        bucket[status if status in OUTCOMES else "pending"] += n
+        if replay:
+            bucket["read"] += n
+    return counts
+
+
+def snapshot_counts(session: Session, run_id: str) -> None:
+    """Store the final counts on ``run_entities`` (history, even if staged records are pruned)."""
+    for entity, c in live_counts(session, run_id).items():
+        row = session.get(RunEntity, (run_id, entity))
+        if row is None:
+            continue
+        for outcome in OUTCOMES:
+            setattr(row, outcome, c[outcome])
+

@@ -1,0 +1,69 @@
+"""The entity types cutover loads, declared once into the default registry.
+
+Adding an entity family means: declare its types here (queue, dependencies, natural key), map
+source records to it in a reader, and write its loader module in ``workers/loaders``.
+"""
+
+from __future__ import annotations
+
+from shared.registry import EntityType, Registry
+
+REFERENCE_QUEUE = "reference"
+ACCOUNTS_QUEUE = "accounts"
+CONTACTS_QUEUE = "contacts"
+CONTROL_QUEUE = "control"
+
+#: Reference kinds keyed by ``Name`` with no further attributes.
+SIMPLE_REFERENCE_KINDS: tuple[str, ...] = (
+    "Owner", "Culture", "Language", "StatusType", "TaxClass", "BillGroup", "CreditRating",
+    "ContactType", "ContactPointType", "Package", "Service", "PaymentType", "NoteType",
+    "ProfileQuestion", "TicketPriority", "TicketCategory", "InvoiceType",
+)
+
+
+def _reference_types() -> list[EntityType]:
+    simple = [EntityType(kind, REFERENCE_QUEUE, natural_key=("Name",)) for kind in SIMPLE_REFERENCE_KINDS]
+    return simple + [
+        EntityType("Currency", REFERENCE_QUEUE, natural_key=("Code",)),
+        EntityType("TaxCode", REFERENCE_QUEUE, natural_key=("Name",)),
+        EntityType("Role", REFERENCE_QUEUE, depends_on=("Owner",), natural_key=("Name",)),
+        EntityType("PackageService", REFERENCE_QUEUE, depends_on=("Package", "Service"),
+                   natural_key=("Package", "Service")),
+        EntityType("Campaign", REFERENCE_QUEUE, depends_on=("Currency",), natural_key=("Code",)),
+    ]
+
+
+_USER_REFS = ("Owner", "Role", "Culture", "Currency", "Language", "StatusType", "TaxCode", "BillGroup", "CreditRating")
+_CONTACT_PARENT = {"contact": ("Contact", ("User", "ContactName"))}
+
+
+def _account_types() -> list[EntityType]:
+    return [
+        EntityType("User", ACCOUNTS_QUEUE, depends_on=_USER_REFS, natural_key=("Owner", "Name"), ref_key=("Name",),
+                   secret_fields=("Password",)),
+        EntityType("ChildAccount", ACCOUNTS_QUEUE, depends_on=("User",), natural_key=("Name",),
+                   references={"child": ("User", ("Name",)), "parent": ("User", ("Parent",))}),
+        EntityType("Contact", CONTACTS_QUEUE, depends_on=("User", "ContactType"),
+                   natural_key=("User", "ContactName"), references={"account": ("User", ("User",))}),
+        EntityType("ContactEmail", CONTACTS_QUEUE, depends_on=("Contact", "ContactPointType"),
+                   natural_key=("User", "ContactName"), references=_CONTACT_PARENT),
+        EntityType("ContactPhone", CONTACTS_QUEUE, depends_on=("Contact", "ContactPointType"),
+                   natural_key=("User", "ContactName", "ContactPointType"), references=_CONTACT_PARENT),
+        EntityType("ContactFax", CONTACTS_QUEUE, depends_on=("Contact", "ContactPointType"),
+                   natural_key=("User", "ContactName"), references=_CONTACT_PARENT),
+        EntityType("ContactPoint", CONTACTS_QUEUE, depends_on=("Contact", "ContactPointType"),
+                   natural_key=("ContactID", "User", "ContactName", "ContactPointType"), references=_CONTACT_PARENT),
+        EntityType("Company", CONTACTS_QUEUE, depends_on=("Contact",), natural_key=("User",),
+                   references={"account": ("User", ("User",))}),
+    ]
+
+
+def build_default_registry() -> Registry:
+    registry = Registry()
+    registry.declare_all(_reference_types())
+    registry.declare_all(_account_types())
+    registry.waves  # noqa: B018 - a cycle must fail at start-up, not mid-run
+    return registry
+
+
+REGISTRY = build_default_registry()

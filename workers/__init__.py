@@ -1,0 +1,1 @@
+"""The Celery app, its tasks, and one loader per entity family."""

@@ -1,0 +1,107 @@
+"""Contacts and their contact points (email, phone, fax, any configured type) and the account's
+company, which the seed sets on the account's contacts."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select, update
+
+from shared.errors import InvalidValue, UnknownReference
+from shared.schema.target import Contact, ContactPoint
+from workers.context import LoadContext, Loaded
+from workers.loaders import loader
+
+EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+EMAIL_POINT_TYPE = "Email Address"
+FAX_POINT_TYPE = "Fax"
+
+
+@loader("Contact")
+def load_contact(ctx: LoadContext) -> Loaded:
+    account = ctx.account("User")
+    name = ctx.require("ContactName")
+    values = {
+        "first_name": ctx.get("ContactFirstName"), "last_name": ctx.get("ContactLastName"),
+        "title": ctx.get("ContactTitle"), "contact_type_id": ctx.optional_ref("ContactType", "ContactType"),
+        "company": ctx.get("ContactCompany"),
+    }
+    existing = ctx.session.scalar(select(Contact).where(Contact.account_id == account.id, Contact.name == name))
+    if existing is not None:
+        def apply() -> None:
+            for column, value in values.items():
+                setattr(existing, column, value)
+        return ctx.existing(existing.id, apply, same=all(getattr(existing, c) == v for c, v in values.items()))
+    contact = Contact(account_id=account.id, name=name, **values)
+    ctx.session.add(contact)
+    ctx.session.flush()
+    return Loaded(contact.id)
+
+
+def _check_email(value: str) -> None:
+    if not EMAIL.match(value):
+        raise InvalidValue(f"Email {value!r} is not a valid e-mail address", field="Email", value=value,
+                           hint="expected name@domain.tld")
+
+
+def _point(ctx: LoadContext, contact: Contact, point_type: str, type_field: str, value: str) -> Loaded:
+    point_type_id = ctx.ref("ContactPointType", type_field, point_type)
+    contact_type_id = ctx.optional_ref("ContactType", "ContactType")
+    existing = ctx.session.scalar(
+        select(ContactPoint).where(ContactPoint.contact_id == contact.id, ContactPoint.point_type_id == point_type_id)
+    )
+    if existing is not None:
+        def apply() -> None:
+            existing.value, existing.contact_type_id = value, contact_type_id
+        return ctx.existing(existing.id, apply, same=existing.value == value)
+    point = ContactPoint(contact_id=contact.id, point_type_id=point_type_id, value=value, contact_type_id=contact_type_id)
+    ctx.session.add(point)
+    ctx.session.flush()
+    return Loaded(point.id)
+
+
+@loader("ContactEmail")
+def load_contact_email(ctx: LoadContext) -> Loaded:
+    email = ctx.require("Email")
+    _check_email(email)
+    return _point(ctx, ctx.contact(), EMAIL_POINT_TYPE, "ContactPointType", email)
+
+
+@loader("ContactPhone")
+def load_contact_phone(ctx: LoadContext) -> Loaded:
+    return _point(ctx, ctx.contact(), ctx.require("ContactPointType"), "ContactPointType", ctx.require("Phone"))
+
+
+@loader("ContactFax")
+def load_contact_fax(ctx: LoadContext) -> Loaded:
+    return _point(ctx, ctx.contact(), FAX_POINT_TYPE, "ContactPointType", ctx.require("Fax"))
+
+
+@loader("ContactPoint")
+def load_contact_point(ctx: LoadContext) -> Loaded:
+    if ctx.get("Owner"):
+        ctx.ref("Owner", "Owner")
+    contact_id = ctx.get("ContactID")
+    if contact_id is not None:
+        contact = ctx.session.get(Contact, int(contact_id))
+        if contact is None:
+            raise UnknownReference(f"contact id {contact_id} not found", field="ContactID", value=contact_id)
+    else:
+        contact = ctx.contact()
+    return _point(ctx, contact, ctx.require("ContactPointType"), "ContactPointType", ctx.require("Value"))
+
+
+@loader("Company")
+def load_company(ctx: LoadContext) -> Loaded:
+    """Sets the company on every contact of the account; a second, different Company record for the
+    same account is a conflict (or, with --upsert, the newer value)."""
+    account = ctx.account("User")
+    company = ctx.require("Company")
+
+    def apply() -> None:
+        ctx.session.execute(update(Contact).where(Contact.account_id == account.id).values(company=company))
+
+    if ctx.previous_load() is not None:
+        return ctx.existing(account.id, apply)
+    apply()
+    return Loaded(account.id)

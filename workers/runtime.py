@@ -1,0 +1,45 @@
+"""Per-process singletons of a worker: settings, database sessions, vault, registry, loaders.
+Built lazily in each pool process after fork, never in the parent (no shared connections)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.db import engine_for, session_factory
+from shared.entities import REGISTRY
+from shared.registry import Registry
+from shared.settings import Settings, load_settings
+from shared.vault import Vault
+from workers.context import Loader
+from workers.loaders import load_all
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    sessions: sessionmaker[Session]
+    vault: Vault
+    registry: Registry
+    loaders: dict[str, Loader]
+
+    @property
+    def window(self) -> int:
+        from shared.dispatch import chunks_in_flight
+
+        return chunks_in_flight(self.settings.max_in_flight, self.settings.chunk_size)
+
+
+@lru_cache(maxsize=1)
+def runtime() -> Runtime:
+    settings = load_settings()
+    return Runtime(settings, session_factory(settings.effective_database_url), Vault.from_settings(settings),
+                   REGISTRY, load_all())
+
+
+def reset_after_fork() -> None:
+    """A forked pool process must not reuse the parent's connections."""
+    engine_for.cache_clear()
+    runtime.cache_clear()

@@ -1,0 +1,89 @@
+"""Thin tasks: one load task per entity type (named ``cutover.load.<Entity>`` so Flower reads as the
+migration) and the dispatch tasks on the control queue. The base class owns delivery counting and
+the retry-or-dead-letter decision; ``workers.process`` owns the transaction and the ledger.
+
+Load tasks never raise for a record's own fault: they dead-letter it and return ``None``, so a chord
+never fails and never carries more than a null result per member."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery, Task
+
+from shared import dispatch
+from shared.celery_app import DISPATCH_CHUNK_DONE, DISPATCH_START
+from shared.entities import REGISTRY
+from shared.envelope import Envelope
+from shared.errors import RetriesExhausted, WorkerLost
+from shared.registry import EntityType
+from workers import outcomes
+from workers.loaders import load_all
+from workers.process import TRANSIENT, first_line, park, process_record
+from workers.runtime import runtime
+
+log = logging.getLogger("cutover.worker")
+
+
+class RecordTask(Task):
+    """Loads one record of ``entity``."""
+
+    entity: EntityType
+    acks_late = True
+    reject_on_worker_lost = True
+    ignore_result = False  # chord members must report (a null result) to close the barrier
+
+    def run(self, message: dict[str, Any]) -> None:
+        env = Envelope.from_message(message)
+        rt = runtime()
+        try:
+            attempts = self._count_delivery(env)
+            if attempts > rt.settings.max_attempts:
+                lost = WorkerLost(f"the worker died on this record {attempts - 1} times",
+                                  hint="look for a crash in the worker logs, then replay")
+                park(rt.sessions, self.entity, env, lost, attempts)
+                return None
+            process_record(rt.sessions, rt.registry, rt.vault, rt.loaders, self.entity, env, attempts)
+        except TRANSIENT as exc:
+            self._retry_or_park(env, exc)
+        return None
+
+    def _count_delivery(self, env: Envelope) -> int:
+        """Only a redelivered message costs a write: its attempt count bounds poison-message loops."""
+        delivery = self.request.delivery_info or {}
+        if not delivery.get("redelivered"):
+            return 1 + (self.request.retries or 0)
+        with runtime().sessions.begin() as session:
+            return outcomes.bump_attempts(session, env) + 1
+
+    def _retry_or_park(self, env: Envelope, exc: Exception) -> None:
+        rt = runtime()
+        retries = self.request.retries or 0
+        if retries + 1 < rt.settings.max_attempts:
+            countdown = min(rt.settings.retry_backoff_max, 2 ** retries)
+            log.warning("%s: transient %s, retry %d in %ss", env.label(self.entity.lookup_key), type(exc).__name__,
+                        retries + 1, countdown)
+            raise self.retry(exc=exc, countdown=countdown, max_retries=rt.settings.max_attempts)
+        error = RetriesExhausted(f"{type(exc).__name__} after {retries + 1} attempts: {first_line(exc)}",
+                                 hint="check the database and broker, then replay")
+        park(rt.sessions, self.entity, env, error, retries + 1)
+
+
+def register_tasks(app: Celery) -> None:
+    """A load task per declared entity that has a loader, plus the dispatch tasks."""
+    loaders = load_all()
+    for entity in REGISTRY:
+        if entity.name in loaders:
+            task_class = type(f"Load{entity.name}", (RecordTask,), {"entity": entity, "name": entity.task_name})
+            app.register_task(task_class())
+
+    @app.task(name=DISPATCH_START, acks_late=True, ignore_result=True)
+    def dispatch_start(dispatch_id: str) -> None:
+        rt = runtime()
+        dispatch.start(rt.sessions, app, rt.registry, dispatch_id, rt.window)
+
+    @app.task(name=DISPATCH_CHUNK_DONE, acks_late=True, ignore_result=True)
+    def dispatch_chunk_done(dispatch_id: str, wave: int, chunk: int) -> None:
+        rt = runtime()
+        dispatch.chunk_done(rt.sessions, app, rt.registry, dispatch_id, wave, chunk, rt.window)
