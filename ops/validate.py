@@ -5,6 +5,7 @@ target database that is rolled back at the end."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +43,7 @@ class ValidationReport:
 
 def validate(settings: Settings, paths: list[Path], format_name: str | None, day_first: bool) -> ValidationReport:
     """Raises SourceError for a file that cannot be read at all."""
+    logging.getLogger("cutover.worker").setLevel(logging.ERROR)  # findings are the report, not log lines
     database(settings)
     sources = resolve_sources(paths, format_name)
     if not sources:
