@@ -17,7 +17,13 @@ DISPATCH_CHUNK_DONE = "cutover.dispatch.chunk_done"
 
 def build_app(settings: Settings, registry: Registry) -> Celery:
     app = Celery("cutover", broker=settings.effective_broker_url, backend=settings.effective_result_backend)
-    transport = {"visibility_timeout": settings.visibility_timeout}
+    transport = {
+        "visibility_timeout": settings.visibility_timeout,
+        # kombu sweeps for unacknowledged messages every interval × throttle seconds (100 s by default);
+        # tie the sweep to the visibility timeout so a lost worker's messages come back promptly.
+        "unacked_restore_interval": max(1, min(10, settings.visibility_timeout // 4)),
+        "unacked_restore_throttle": 1,
+    }
     queues = [Queue(name) for name in [CONTROL_QUEUE, *registry.queues]]
     routes = {entity.task_name: {"queue": entity.queue} for entity in registry}
     routes.update({DISPATCH_START: {"queue": CONTROL_QUEUE}, DISPATCH_CHUNK_DONE: {"queue": CONTROL_QUEUE}})

@@ -81,6 +81,8 @@ class Settings:
 def _coerce(name: str, raw: Any, kind: Any) -> Any:
     try:
         if kind in (int, "int"):
+            if isinstance(raw, (bool, float)):
+                raise ValueError("not a whole number")
             return int(raw)
         if kind in (Path, "Path"):
             return Path(str(raw)).expanduser()

@@ -44,11 +44,11 @@ class Vault:
     def decrypt(self, token: str) -> str:
         if not token.startswith(PREFIX):
             raise InvalidValue("secret field is not vault ciphertext", value="«not shown»")
-        raw = base64.urlsafe_b64decode(token[len(PREFIX):])
         try:
+            raw = base64.urlsafe_b64decode(token[len(PREFIX):])
             return self._aead.decrypt(raw[:12], raw[12:], None).decode()
-        except InvalidTag:
-            raise InvalidValue("secret cannot be decrypted with this vault key (was the key rotated?)",
+        except (InvalidTag, ValueError):
+            raise InvalidValue("secret cannot be decrypted with this vault key (damaged, or the key was rotated?)",
                                value="«not shown»") from None
 
     def digest(self, clear: str) -> str:

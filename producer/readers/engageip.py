@@ -50,8 +50,8 @@ class EngageIPReader:
                         while elem.getprevious() is not None:
                             del root[0]
         except etree.XMLSyntaxError as exc:
-            line = exc.position[0] if exc.position else exc.lineno
-            raise SourceError(str(path), line, f"not well-formed XML: {exc.msg}") from None
+            line, message = _first_error(exc)
+            raise SourceError(str(path), line, f"not well-formed XML: {message}") from None
         if root is None:
             raise SourceError(str(path), None, "no root element: the file is empty")
 
@@ -99,6 +99,17 @@ def typed_fields(tag: str, spec: ElementSpec, raw: dict[str, str], *, day_first:
     return fields
 
 
+def _first_error(exc: etree.XMLSyntaxError) -> tuple[int | None, str]:
+    """Line and message of a parse failure. With entities unresolved, an undeclared entity surfaces
+    as "no element found" at line 0; the parser's error log then holds the real cause."""
+    if exc.position and exc.position[0]:
+        return exc.position[0], exc.msg
+    errors = [e for e in (exc.error_log or []) if e.line]
+    if errors:
+        return errors[-1].line, errors[-1].message
+    return (exc.lineno or None), exc.msg
+
+
 def _refuse_doctype(path: Path) -> None:
     """Refuse a DOCTYPE before the parser sees it, reading only the prolog."""
     try:
@@ -106,6 +117,8 @@ def _refuse_doctype(path: Path) -> None:
             head = fh.read(65536)
     except OSError as exc:
         raise SourceError(str(path), None, f"cannot read the file: {exc.strerror}") from None
+    if not head.strip():
+        raise SourceError(str(path), None, "the file is empty")
     first_element = _first_element_offset(head)
     prolog = head if first_element < 0 else head[:first_element]
     marker = prolog.find(b"<!DOCTYPE")
@@ -120,8 +133,13 @@ def _first_element_offset(head: bytes) -> int:
         i = head.find(b"<", i)
         if i < 0 or i + 1 >= len(head):
             return -1
-        nxt = head[i + 1:i + 2]
-        if nxt not in (b"?", b"!"):
+        if head.startswith(b"<!--", i):
+            end = head.find(b"-->", i + 4)
+            if end < 0:
+                return -1
+            i = end + 3
+            continue
+        if head[i + 1:i + 2] not in (b"?", b"!"):
             return i
         i += 1
 
