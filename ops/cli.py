@@ -116,6 +116,26 @@ def status(run_id: str | None, as_json: bool, limit: int) -> None:
     _guard(go)
 
 
+@main.command()
+@click.argument("run_id")
+@click.option("--wait/--no-wait", default=True, help="Wait for the run to finish, with a live display.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
+@click.option("--workers", "local_workers", type=int, default=None, help="Start N local worker processes.")
+def resume(run_id: str, wait: bool, as_json: bool, local_workers: int | None) -> None:
+    """Get a run (or replay) moving again: re-publish its unfinished chunks (loading is idempotent)."""
+
+    def go() -> int:
+        from ops.runs import execute_resume
+
+        code, doc = execute_resume(_settings(), run_id, wait=wait, as_json=as_json, local_workers=local_workers,
+                                   console=_console(as_json))
+        if as_json:
+            click.echo(json.dumps({**doc, "exit_code": code}, indent=2))
+        return code
+
+    _guard(go)
+
+
 @main.group()
 def dlq() -> None:
     """Dead letters: list, show, replay, discard."""

@@ -20,7 +20,7 @@ from ops.summary import counts_table, print_summary, run_document
 from producer.readers.base import ReadOptions
 from producer.replay import LetterFilter, plan_replay
 from producer.staging import Stager, resolve_sources
-from shared.celery_app import DISPATCH_START
+from shared.celery_app import DISPATCH_RESUME, DISPATCH_START
 from shared.entities import CONTROL_QUEUE, REGISTRY
 from shared.errors import ConfigError, SourceError
 from shared.schema.control import Run
@@ -84,6 +84,23 @@ def execute_replay(settings: Settings, letters: LetterFilter, *, upsert: bool, w
             return exitcodes.OK, {"run_id": plan.replay_id, "state": "running"}
         request = RunRequest(paths=[], wait=True, as_json=as_json, local_workers=local_workers)
         return _wait_and_summarise(sf, plan.replay_id, workers, request, console)
+
+
+def execute_resume(settings: Settings, run_id: str, *, wait: bool, as_json: bool, local_workers: int | None,
+                   console: Console) -> tuple[int, dict[str, Any]]:
+    sf = database(settings)
+    with sf() as session:
+        run = session.get(Run, run_id)
+        if run is None:
+            raise ConfigError(f"no run {run_id!r}; `cutover status` lists them")
+        if run.state in ("completed", "refused"):
+            raise ConfigError(f"run {run_id} is {run.state}; nothing to resume")
+    with broker(settings, local_workers) as (app, workers):
+        app.send_task(DISPATCH_RESUME, args=(run_id,), queue=CONTROL_QUEUE, ignore_result=True)
+        if not wait:
+            return exitcodes.OK, {"run_id": run_id, "state": "running"}
+        request = RunRequest(paths=[], wait=True, as_json=as_json, local_workers=local_workers)
+        return _wait_and_summarise(sf, run_id, workers, request, console)
 
 
 def _start(app: Celery, dispatch_id: str) -> None:

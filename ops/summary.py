@@ -43,32 +43,30 @@ def counts_table(doc: dict[str, Any], title: str | None = None) -> Table:
     return table
 
 
-def error_digest(session: Session, run_id: str, limit: int = 12) -> Table | None:
-    """What went wrong, grouped: entity, outcome, error class, how many, one example."""
+def error_digest(session: Session, run_id: str, limit: int = 12) -> list[str]:
+    """What went wrong, grouped by entity, outcome and error class, with one example each."""
     rows = session.execute(
         select(DeadLetter.entity, DeadLetter.outcome, DeadLetter.error_class, func.count(), func.min(DeadLetter.id))
         .where(DeadLetter.run_id == run_id, DeadLetter.state == "open")
         .group_by(DeadLetter.entity, DeadLetter.outcome, DeadLetter.error_class)
         .order_by(func.count().desc()).limit(limit)
     ).all()
-    if not rows:
-        return None
-    table = Table(title="dead letters (cutover dlq list --run %s)" % run_id)
-    for column in ("entity", "outcome", "error", "count", "example"):
-        table.add_column(column, overflow="fold")
+    lines = []
     for entity, outcome, error_class, count, example_id in rows:
         letter = session.get_one(DeadLetter, example_id)
-        table.add_row(entity, outcome, error_class, str(count),
-                      f"#{letter.id} {letter.source_file}:{letter.line}: {letter.message}" + (f" — {letter.hint}" if letter.hint else ""))
-    return table
+        example = f"#{letter.id} {letter.source_file}:{letter.line}: {letter.message}" + (f" — {letter.hint}" if letter.hint else "")
+        lines.append(f"{count:>6} × {entity} {outcome} ({error_class}), e.g. {example}")
+    return lines
 
 
 def print_summary(console: Console, session: Session, run_id: str) -> dict[str, Any]:
     doc = run_document(session, run_id)
     console.print(counts_table(doc, title=f"run {run_id} — {doc['state']}"))
     digest = error_digest(session, run_id)
-    if digest is not None:
-        console.print(digest)
+    if digest:
+        console.print(f"dead letters (details: cutover dlq list --run {run_id}):")
+        for line in digest:
+            console.print(line, highlight=False, markup=False)
     verdict = "holds" if doc["balanced"] else f"DOES NOT HOLD for {', '.join(doc['unbalanced'])}"
     console.print(f"read = committed + skipped + dead + blocked {verdict} "
                   f"({doc['totals']['read']} = {doc['totals']['committed']} + {doc['totals']['skipped']} + "

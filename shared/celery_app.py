@@ -13,6 +13,8 @@ from shared.settings import Settings
 
 DISPATCH_START = "cutover.dispatch.start"
 DISPATCH_CHUNK_DONE = "cutover.dispatch.chunk_done"
+DISPATCH_RESUME = "cutover.dispatch.resume"
+DISPATCH_TASKS = (DISPATCH_START, DISPATCH_CHUNK_DONE, DISPATCH_RESUME)
 
 
 def build_app(settings: Settings, registry: Registry) -> Celery:
@@ -26,7 +28,7 @@ def build_app(settings: Settings, registry: Registry) -> Celery:
     }
     queues = [Queue(name) for name in [CONTROL_QUEUE, *registry.queues]]
     routes = {entity.task_name: {"queue": entity.queue} for entity in registry}
-    routes.update({DISPATCH_START: {"queue": CONTROL_QUEUE}, DISPATCH_CHUNK_DONE: {"queue": CONTROL_QUEUE}})
+    routes.update({name: {"queue": CONTROL_QUEUE} for name in DISPATCH_TASKS})
     app.conf.update(
         task_queues=queues,
         task_default_queue=CONTROL_QUEUE,

@@ -35,13 +35,45 @@ def chunks_in_flight(max_in_flight: int, chunk_size: int) -> int:
 
 
 def start(sf: SessionFactory, app: Celery, registry: Registry, dispatch_id: str, window: int) -> None:
-    """Open the first wave that has work; finish at once if none has."""
+    """Open the first wave that has work; finish at once if none has. A start that was interrupted
+    (its worker died while publishing) finishes publishing what it had claimed."""
     with sf.begin() as session:
         run = session.get(Run, dispatch_id)
-        if run is None or run.state in ("completed", "refused", "running"):
+        if run is None or run.state in ("completed", "refused"):
             return
+        if run.state == "running":
+            todo = _unpublished(session, dispatch_id)
+        else:
+            run.state = "running"
+            todo = None
+    if todo is None:
+        todo = _open_next_wave(sf, dispatch_id, after=-1, window=window)
+    _drain(sf, app, registry, dispatch_id, todo, window)
+
+
+def resume(sf: SessionFactory, app: Celery, registry: Registry, dispatch_id: str, window: int) -> int:
+    """Operator's recovery for a dispatch that stopped moving: publish again every claimed chunk that
+    has not closed (loading is idempotent, and a chunk is counted once), or claim the next chunks of
+    the first unfinished wave. Returns how many chunks were sent."""
+    with sf.begin() as session:
+        run = session.get(Run, dispatch_id)
+        if run is None or run.state in ("completed", "refused"):
+            return 0
         run.state = "running"
-    _drain(sf, app, registry, dispatch_id, _open_next_wave(sf, dispatch_id, after=-1, window=window), window)
+        todo = [(c.wave, c.chunk) for c in session.scalars(
+            select(DispatchChunk).where(DispatchChunk.dispatch_id == dispatch_id, DispatchChunk.done_at.is_(None))
+            .order_by(DispatchChunk.wave, DispatchChunk.chunk))]
+        if not todo:
+            state = session.scalars(
+                select(DispatchWave).where(DispatchWave.dispatch_id == dispatch_id, DispatchWave.state != "done")
+                .order_by(DispatchWave.wave).limit(1).with_for_update()).first()
+            if state is None:
+                _finish(session, dispatch_id)
+                return 0
+            state.state = "running"
+            todo = [(state.wave, c) for c in _claim(session, state, window)]
+    _drain(sf, app, registry, dispatch_id, list(todo), window)
+    return len(todo)
 
 
 def chunk_done(sf: SessionFactory, app: Celery, registry: Registry, dispatch_id: str, wave: int, chunk: int,
@@ -56,8 +88,27 @@ def _drain(sf: SessionFactory, app: Celery, registry: Registry, dispatch_id: str
     so a long run of fully dead-lettered chunks cannot exhaust the stack)."""
     while todo:
         wave, chunk = todo.pop(0)
-        if not publish_chunk(sf, app, registry, dispatch_id, wave, chunk):
+        if publish_chunk(sf, app, registry, dispatch_id, wave, chunk):
+            _mark_published(sf, dispatch_id, wave, chunk)
+        else:
             todo.extend(_close_chunk(sf, dispatch_id, wave, chunk, window))
+
+
+def _mark_published(sf: SessionFactory, dispatch_id: str, wave: int, chunk: int) -> None:
+    """Only a fully published chord is marked: a chunk claimed but never marked is published again
+    when its dispatcher's message comes back (the worker died while publishing)."""
+    with sf.begin() as session:
+        session.execute(update(DispatchChunk)
+                        .where(DispatchChunk.dispatch_id == dispatch_id, DispatchChunk.wave == wave,
+                               DispatchChunk.chunk == chunk)
+                        .values(published_at=utcnow()))
+
+
+def _unpublished(session: Session, dispatch_id: str) -> list[tuple[int, int]]:
+    return [(c.wave, c.chunk) for c in session.scalars(
+        select(DispatchChunk).where(DispatchChunk.dispatch_id == dispatch_id, DispatchChunk.published_at.is_(None),
+                                    DispatchChunk.done_at.is_(None))
+        .order_by(DispatchChunk.wave, DispatchChunk.chunk))]
 
 
 def _close_chunk(sf: SessionFactory, dispatch_id: str, wave: int, chunk: int, window: int) -> list[tuple[int, int]]:
@@ -69,8 +120,8 @@ def _close_chunk(sf: SessionFactory, dispatch_id: str, wave: int, chunk: int, wi
             .values(done_at=utcnow())
         ).rowcount
         if not marked:
-            log.info("chunk %s/%s/%s already counted; ignoring a repeated callback", dispatch_id, wave, chunk)
-            return []
+            log.info("chunk %s/%s/%s already counted; finishing any interrupted publishing", dispatch_id, wave, chunk)
+            return _unpublished(session, dispatch_id)
         state = _wave_for_update(session, dispatch_id, wave)
         state.chunks_done += 1
         if state.chunks_done < state.chunks_total:
@@ -106,7 +157,7 @@ def _claim(session: Session, state: DispatchWave, count: int) -> list[int]:
     last = min(state.chunks_total, first + count)
     state.next_chunk = last
     for number in range(first, last):
-        session.add(DispatchChunk(dispatch_id=state.dispatch_id, wave=state.wave, chunk=number, published_at=utcnow()))
+        session.add(DispatchChunk(dispatch_id=state.dispatch_id, wave=state.wave, chunk=number))
     return list(range(first, last))
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from celery import Celery, Task
 
 from shared import dispatch
-from shared.celery_app import DISPATCH_CHUNK_DONE, DISPATCH_START
+from shared.celery_app import DISPATCH_CHUNK_DONE, DISPATCH_RESUME, DISPATCH_START
 from shared.entities import REGISTRY
 from shared.envelope import Envelope
 from shared.errors import RetriesExhausted, WorkerLost
@@ -87,3 +87,9 @@ def register_tasks(app: Celery) -> None:
     def dispatch_chunk_done(dispatch_id: str, wave: int, chunk: int) -> None:
         rt = runtime()
         dispatch.chunk_done(rt.sessions, app, rt.registry, dispatch_id, wave, chunk, rt.window)
+
+    @app.task(name=DISPATCH_RESUME, acks_late=True, ignore_result=True)
+    def dispatch_resume(dispatch_id: str) -> None:
+        rt = runtime()
+        sent = dispatch.resume(rt.sessions, app, rt.registry, dispatch_id, rt.window)
+        log.info("resumed %s: %d chunk(s) published again", dispatch_id, sent)
