@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -279,7 +280,7 @@ def flower(port: int | None, address: str, insecure_open: bool) -> None:
     """Start Flower on the configured broker, with basic auth from settings."""
 
     def go() -> int:
-        from ops.flower import flower_command, exec_flower
+        from ops.flower import exec_flower, flower_command
 
         settings = _settings()
         exec_flower(settings, flower_command(settings, port, address, insecure_open))

@@ -61,13 +61,12 @@ def show_letter(settings: Settings, letter_id: int) -> int:
             raise ConfigError(f"no dead letter #{letter_id}; `cutover dlq list` lists them")
         record = session.get_one(StagedRecord, letter.record_id)
         doc = _letter_doc(letter)
-        doc["record"] = masked_record(letter.entity, record.payload)
         doc["status"] = record.status
+        masked = masked_record(letter.entity, record.payload)
     console = Console()
     for key, value in doc.items():
-        if key != "record":
-            console.print(f"[bold]{key:12}[/bold] {value}")
+        console.print(f"[bold]{key:12}[/bold] {value}", highlight=False)
     console.print("[bold]record[/bold]")
-    for key, value in doc["record"].items():  # type: ignore[union-attr]
-        console.print(f"  {key} = {value!r}")
+    for key, shown in masked.items():
+        console.print(f"  {key} = {shown!r}", highlight=False)
     return exitcodes.OK

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import TracebackType
 
 import redis
 
@@ -38,7 +37,7 @@ class EmbeddedRedis:
         self.home = settings.home.resolve()
         self.process: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> "EmbeddedRedis":
+    def __enter__(self) -> EmbeddedRedis:
         self.home.mkdir(parents=True, exist_ok=True)
         if self._alive():
             return self  # another cutover command of this home already runs it: share it
@@ -64,7 +63,7 @@ class EmbeddedRedis:
         except redis.RedisError:
             return False
 
-    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.process is not None:
             self.process.terminate()
             try:
@@ -96,7 +95,7 @@ class LocalWorkers:
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = settings.home.resolve() / "logs" / "worker.log"
 
-    def __enter__(self) -> "LocalWorkers":
+    def __enter__(self) -> LocalWorkers:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.settings.as_env()}
         log = open(self.log_path, "ab")

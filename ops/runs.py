@@ -145,8 +145,13 @@ def _wait_and_summarise(sf: sessionmaker[Session], run_id: str, workers: LocalWo
 
 
 class _NoLive:
-    def __enter__(self) -> "_NoLive":
+    """Stands in for rich's Live when output is not a terminal (no redraws in logs)."""
+
+    def __enter__(self) -> _NoLive:
         return self
+
+    def update(self, *_: object, **__: object) -> None:
+        return None
 
     def __exit__(self, *exc: object) -> None:
         return None

@@ -123,7 +123,7 @@ def _write_accounts(path: Path, accounts: int, seed: int, faults: int) -> Path:
     with tempfile.TemporaryDirectory(prefix=".sample-", dir=path.parent) as spool_dir:
         parts = [Path(spool_dir) / f"{name}.part" for name in SECTIONS]
         with ExitStack() as stack:
-            spools = {name: stack.enter_context(_open_xml(part)) for name, part in zip(SECTIONS, parts)}
+            spools = {name: stack.enter_context(_open_xml(part)) for name, part in zip(SECTIONS, parts, strict=True)}
             for index in range(accounts):
                 _write_account(spools, rng, index, _is_faulty(index, faults, accounts))
         _concatenate(path, parts)
@@ -146,7 +146,7 @@ def _write_account(spools: dict[str, IO[str]], rng: random.Random, index: int, f
     spools["User"].write(_user(rng, name, business=company is not None, faulty=faulty))
     first_names = rng.sample(FIRST_NAMES, 2)  # distinct, so the two ContactNames never collide
     last_name = rng.choice(LAST_NAMES)
-    for first, contact_type in zip(first_names, CONTACT_TYPES):
+    for first, contact_type in zip(first_names, CONTACT_TYPES, strict=True):
         last = last_name if company is None or rng.random() < 0.5 else rng.choice(LAST_NAMES)
         _write_contact(spools, rng, name, (first, last), contact_type, company)
     if index % CHILD_EVERY == CHILD_EVERY - 1:

@@ -3,8 +3,8 @@ when no broker is configured — the embedded Redis and local workers."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Iterator
 
 from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker

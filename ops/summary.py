@@ -54,7 +54,8 @@ def error_digest(session: Session, run_id: str, limit: int = 12) -> list[str]:
     lines = []
     for entity, outcome, error_class, count, example_id in rows:
         letter = session.get_one(DeadLetter, example_id)
-        example = f"#{letter.id} {letter.source_file}:{letter.line}: {letter.message}" + (f" — {letter.hint}" if letter.hint else "")
+        hint = f" — {letter.hint}" if letter.hint else ""
+        example = f"#{letter.id} {letter.source_file}:{letter.line}: {letter.message}{hint}"
         lines.append(f"{count:>6} × {entity} {outcome} ({error_class}), e.g. {example}")
     return lines
 

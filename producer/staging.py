@@ -15,10 +15,11 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -132,7 +133,8 @@ class Stager:
         if entity is not None:
             chunk = seen_per_wave[wave] // self.chunk_size
             seen_per_wave[wave] += 1
-        natural = natural_key_text(raw.fields, self.registry[raw.entity].natural_key) if known and self.registry[raw.entity].natural_key else None
+        key_fields = self.registry[raw.entity].natural_key if known else ()
+        natural = natural_key_text(raw.fields, key_fields) if key_fields else None
         row = {
             "run_id": run_id, "dispatch_id": run_id, "entity": raw.entity, "wave": wave, "chunk": chunk,
             "source_file": raw.position.file, "line": raw.position.line, "col": raw.position.column,
@@ -162,7 +164,7 @@ class Stager:
             ids = session.scalars(insert(StagedRecord).returning(StagedRecord.id, sort_by_parameter_order=True), rows).all()
             letters = [
                 self._read_letter(record_id, row, error)
-                for record_id, (row, error) in zip(ids, batch) if error is not None
+                for record_id, (row, error) in zip(ids, batch, strict=True) if error is not None
             ]
             if letters:
                 session.execute(insert(DeadLetter), letters)
@@ -201,7 +203,8 @@ class Stager:
             .where(StagedRecord.run_id == run_id, StagedRecord.status == "pending", StagedRecord.natural_key.is_not(None))
             .group_by(StagedRecord.entity, StagedRecord.natural_key).having(func.count() > 1)
         ).all()
-        for entity, natural in groups:
+        for entity, natural_or_none in groups:
+            natural = str(natural_or_none)
             records = session.scalars(
                 select(StagedRecord).where(StagedRecord.run_id == run_id, StagedRecord.entity == entity,
                                            StagedRecord.natural_key == natural, StagedRecord.status == "pending")

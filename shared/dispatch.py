@@ -14,8 +14,10 @@ CLI, so no client process subscribes to hundreds of thousands of result channels
 from __future__ import annotations
 
 import logging
+from typing import Any, cast
+
 from celery import Celery, chord
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.celery_app import DISPATCH_CHUNK_DONE
@@ -113,12 +115,12 @@ def _unpublished(session: Session, dispatch_id: str) -> list[tuple[int, int]]:
 
 def _close_chunk(sf: SessionFactory, dispatch_id: str, wave: int, chunk: int, window: int) -> list[tuple[int, int]]:
     with sf.begin() as session:
-        marked = session.execute(
+        marked = cast(CursorResult[Any], session.execute(
             update(DispatchChunk)
             .where(DispatchChunk.dispatch_id == dispatch_id, DispatchChunk.wave == wave,
                    DispatchChunk.chunk == chunk, DispatchChunk.done_at.is_(None))
             .values(done_at=utcnow())
-        ).rowcount
+        )).rowcount
         if not marked:
             log.info("chunk %s/%s/%s already counted; finishing any interrupted publishing", dispatch_id, wave, chunk)
             return _unpublished(session, dispatch_id)

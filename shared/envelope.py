@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from shared.errors import Position
 
@@ -30,7 +31,7 @@ class Envelope:
         return asdict(self)
 
     @classmethod
-    def from_message(cls, data: Mapping[str, Any]) -> "Envelope":
+    def from_message(cls, data: Mapping[str, Any]) -> Envelope:
         pos = data["position"]
         return cls(
             run_id=data["run_id"], record_id=int(data["record_id"]), entity=data["entity"], key=data["key"],

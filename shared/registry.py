@@ -7,8 +7,8 @@ detection (natural key), secret handling and blocked-child detection (references
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 from shared.errors import RegistryError
 

@@ -33,7 +33,7 @@ class Vault:
         self._mac_key = hashlib.sha256(b"cutover-digest" + key).digest()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "Vault":
+    def from_settings(cls, settings: Settings) -> Vault:
         return cls(load_or_create_key(settings))
 
     def encrypt(self, clear: str) -> str:
@@ -64,8 +64,20 @@ def load_or_create_key(settings: Settings) -> bytes:
             raise ConfigError("CUTOVER_VAULT_KEY is not urlsafe base64") from exc
     path = Path(settings.home) / "vault.key"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(base64.urlsafe_b64encode(os.urandom(32)).decode())
+        _create_key_file(path)
     return base64.urlsafe_b64decode(path.read_text().strip())
+
+
+def _create_key_file(path: Path) -> None:
+    """Written aside, then linked into place: processes starting together agree on one key."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(f".vault.key.{os.getpid()}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(base64.urlsafe_b64encode(os.urandom(32)).decode())
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        pass  # another process won; use its key
+    finally:
+        draft.unlink(missing_ok=True)

@@ -14,8 +14,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -103,7 +104,7 @@ class Cluster:
 
     def start_worker(self, concurrency: int = 2) -> subprocess.Popen[bytes]:
         start = self.log.stat().st_size if self.log.exists() else 0
-        log = open(self.log, "ab")
+        log = open(self.log, "ab")  # noqa: SIM115 - the worker writes to it after this returns
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--loglevel", "INFO", "-c", str(concurrency),
              "--without-mingle", "--without-gossip", "-E", "--hostname", f"w{len(self.workers)}-{uuid.uuid4().hex[:4]}@%h"],

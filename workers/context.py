@@ -4,8 +4,8 @@ dead-lettered or blocked) from a dead one (its parent does not exist anywhere)."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -92,7 +92,8 @@ class LoadContext:
             self.account(user_field)  # raises the account-level error (blocked or unknown)
         names = self.session.scalars(select(Contact.name).where(Contact.account_id.in_(accounts)).limit(HINT_CANDIDATES))
         raise UnknownReference(f"contact {contact_name!r} of account {user!r} not found", field=name_field,
-                               value=contact_name, hint=hint_for(contact_name, names) or "the contact must exist (load its Contact first)")
+                               value=contact_name,
+                               hint=hint_for(contact_name, names) or "the contact must exist (load its Contact first)")
 
     def _raise_if_parked(self, entity: str, ref_key: str) -> None:
         letter = self.session.scalar(

@@ -41,19 +41,19 @@ def record_duplicate(session: Session, env: Envelope, previous: LedgerEntry) -> 
 
 def record_failure(session: Session, env: Envelope, entity: EntityType, error: RecordError | Blocked, attempts: int) -> str:
     """Park the record: dead (its own fault) or blocked (its parent's), in its own transaction."""
-    blocked = isinstance(error, Blocked)
-    values = {
-        "run_id": env.run_id, "entity": env.entity, "wave": _wave(session, env), "stage": "load",
-        "outcome": "blocked" if blocked else "dead", "state": "open",
-        "error_class": type(error).__name__, "message": str(error) if blocked else error.message,
-        "field": None if blocked else error.field,
-        "value": None if blocked else _shown_value(entity, error),
-        "hint": None if blocked else error.hint,
+    values: dict[str, object] = {
+        "run_id": env.run_id, "entity": env.entity, "wave": _wave(session, env), "stage": "load", "state": "open",
+        "error_class": type(error).__name__,
         "ref_key": natural_key_text(env.fields, entity.lookup_key) if entity.lookup_key else None,
-        "blocked_by": error.parent_letter_id if blocked else None,
         "source_file": env.position.file, "line": env.position.line, "col": env.position.column,
         "attempts": attempts, "updated_at": utcnow(),
     }
+    if isinstance(error, Blocked):
+        values.update(outcome="blocked", message=str(error), field=None, value=None, hint=None,
+                      blocked_by=error.parent_letter_id)
+    else:
+        values.update(outcome="dead", message=error.message, field=error.field, value=_shown_value(entity, error),
+                      hint=error.hint, blocked_by=None)
     letter = session.scalar(select(DeadLetter).where(DeadLetter.record_id == env.record_id))
     if letter is None:
         session.add(DeadLetter(record_id=env.record_id, **values))

@@ -43,11 +43,11 @@ class RecordTask(Task):
                 lost = WorkerLost(f"the worker died on this record {attempts - 1} times",
                                   hint="look for a crash in the worker logs, then replay")
                 park(rt.sessions, self.entity, env, lost, attempts)
-                return None
+                return
             process_record(rt.sessions, rt.registry, rt.vault, rt.loaders, self.entity, env, attempts)
         except TRANSIENT as exc:
             self._retry_or_park(env, exc)
-        return None
+        return
 
     def _count_delivery(self, env: Envelope) -> int:
         """Only a redelivered message costs a write: its attempt count bounds poison-message loops."""
@@ -78,17 +78,21 @@ def register_tasks(app: Celery) -> None:
             task_class = type(f"Load{entity.name}", (RecordTask,), {"entity": entity, "name": entity.task_name})
             app.register_task(task_class())
 
-    @app.task(name=DISPATCH_START, acks_late=True, ignore_result=True)
+    # Dispatch tasks keep the run moving: a database outage must delay them, never drop them.
+    control = {"acks_late": True, "ignore_result": True, "autoretry_for": TRANSIENT, "retry_backoff": True,
+               "retry_backoff_max": 60, "max_retries": None}
+
+    @app.task(name=DISPATCH_START, **control)
     def dispatch_start(dispatch_id: str) -> None:
         rt = runtime()
         dispatch.start(rt.sessions, app, rt.registry, dispatch_id, rt.window)
 
-    @app.task(name=DISPATCH_CHUNK_DONE, acks_late=True, ignore_result=True)
+    @app.task(name=DISPATCH_CHUNK_DONE, **control)
     def dispatch_chunk_done(dispatch_id: str, wave: int, chunk: int) -> None:
         rt = runtime()
         dispatch.chunk_done(rt.sessions, app, rt.registry, dispatch_id, wave, chunk, rt.window)
 
-    @app.task(name=DISPATCH_RESUME, acks_late=True, ignore_result=True)
+    @app.task(name=DISPATCH_RESUME, **control)
     def dispatch_resume(dispatch_id: str) -> None:
         rt = runtime()
         sent = dispatch.resume(rt.sessions, app, rt.registry, dispatch_id, rt.window)

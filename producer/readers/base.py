@@ -3,9 +3,10 @@ A record-level problem travels with the record (``error``); a file-level one rai
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
 
 from shared.errors import ConfigError, Position, RecordError
 

@@ -6,17 +6,28 @@ before any record is read (that is where XML bombs and external entities live)."
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
+from typing import Any
 
 from lxml import etree
 
-from producer.readers.base import RawRecord, ReadOptions
-from producer.readers.engageip_elements import AMOUNT, BOOL, DATE, DATETIME, DECIMAL, ELEMENTS, INT, ElementSpec
 from producer.readers import values
+from producer.readers.base import RawRecord, ReadOptions
+from producer.readers.engageip_elements import (
+    AMOUNT,
+    BOOL,
+    DATE,
+    DATETIME,
+    DECIMAL,
+    ELEMENTS,
+    INT,
+    ElementSpec,
+)
 from shared.errors import InvalidValue, MissingField, Position, RecordError, SourceError, UnknownName
 from shared.hints import hint_for
 
+DOCTYPE_REFUSED = "a DOCTYPE is not allowed (DTDs and entities are refused)"
 _PARSERS = {
     INT: values.parse_int, DECIMAL: values.parse_decimal, AMOUNT: values.parse_amount, BOOL: values.parse_bool,
 }
@@ -40,7 +51,7 @@ class EngageIPReader:
                     if depth == 1:
                         root = elem
                         if elem.getroottree().docinfo.doctype:
-                            raise SourceError(str(path), elem.sourceline, "a DOCTYPE is not allowed (DTDs and entities are refused)")
+                            raise SourceError(str(path), elem.sourceline, DOCTYPE_REFUSED)
                     continue
                 depth -= 1
                 if depth == 1:
@@ -57,7 +68,8 @@ class EngageIPReader:
 
     def _record(self, path: Path, elem: etree._Element, options: ReadOptions) -> RawRecord:
         tag = elem.tag if isinstance(elem.tag, str) else str(elem.tag)
-        position = Position(str(path), elem.sourceline)
+        line = elem.sourceline
+        position = Position(str(path), line if isinstance(line, int) else None)
         raw = {str(k): str(v) for k, v in elem.attrib.items()}
         spec = ELEMENTS.get(tag)
         if spec is None:
@@ -86,7 +98,7 @@ def typed_fields(tag: str, spec: ElementSpec, raw: dict[str, str], *, day_first:
         if text.strip() == "":
             continue
         kind = spec.attributes[name]
-        if kind == DATE or kind == DATETIME:
+        if kind in (DATE, DATETIME):
             fields[name] = values.parse_date(name, text, day_first=day_first)
         else:
             fields[name] = _PARSERS.get(kind, values.parse_text)(name, text)
@@ -104,7 +116,8 @@ def _first_error(exc: etree.XMLSyntaxError) -> tuple[int | None, str]:
     as "no element found" at line 0; the parser's error log then holds the real cause."""
     if exc.position and exc.position[0]:
         return exc.position[0], exc.msg
-    errors = [e for e in (exc.error_log or []) if e.line]
+    log: Any = exc.error_log
+    errors = [e for e in (list(log) if log else []) if e.line]
     if errors:
         return errors[-1].line, errors[-1].message
     return (exc.lineno or None), exc.msg
@@ -124,7 +137,7 @@ def _refuse_doctype(path: Path) -> None:
     marker = prolog.find(b"<!DOCTYPE")
     if marker >= 0:
         line = prolog.count(b"\n", 0, marker) + 1
-        raise SourceError(str(path), line, "a DOCTYPE is not allowed (DTDs and entities are refused)")
+        raise SourceError(str(path), line, DOCTYPE_REFUSED)
 
 
 def _first_element_offset(head: bytes) -> int:

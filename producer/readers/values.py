@@ -4,9 +4,9 @@ Each parser returns the canonical text form that travels in messages, or raises 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Callable
 
 from shared.errors import InvalidValue
 

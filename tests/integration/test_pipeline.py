@@ -65,18 +65,18 @@ def test_dead_letters_explain_themselves(cluster: Cluster) -> None:
     import json
 
     letters = json.loads(listed.stdout)
-    by_message = {(l["entity"], l["error_class"]): l for l in letters}
-    dave = next(l for l in letters if l["value"] == "residential")
+    by_message = {(lt["entity"], lt["error_class"]): lt for lt in letters}
+    dave = next(lt for lt in letters if lt["value"] == "residential")
     assert dave["error_class"] == "UnknownReference" and "did you mean 'Residential'" in dave["hint"]
     assert dave["position"].endswith("faults-accounts.xml:6") and dave["field"] == "TaxCode"
     unknown = by_message[("user", "UnknownName")]
     assert "did you mean 'User'" in unknown["hint"] and unknown["stage"] == "read"
-    attr = next(l for l in letters if l["entity"] == "Contact" and l["error_class"] == "UnknownName")
+    attr = next(lt for lt in letters if lt["entity"] == "Contact" and lt["error_class"] == "UnknownName")
     assert attr["field"] == "contactName" and "ContactName" in attr["hint"]
-    frank = next(l for l in letters if l["field"] == "CreatedDate")
+    frank = next(lt for lt in letters if lt["field"] == "CreatedDate")
     assert frank["value"] == "2/30/2007" and frank["position"].endswith(":8")
-    blocked = [l for l in letters if l["outcome"] == "blocked" and l["entity"] == "Contact"]
-    assert len(blocked) == 2 and all("carol" in l["message"] for l in blocked)
+    blocked = [lt for lt in letters if lt["outcome"] == "blocked" and lt["entity"] == "Contact"]
+    assert len(blocked) == 2 and all("carol" in lt["message"] for lt in blocked)
     conflict = by_message[("User", "Conflict")]
     assert "earlier" in conflict["message"] and conflict["position"].endswith(":10")
 
@@ -114,7 +114,8 @@ def test_replay_after_fixing_reference_data_releases_blocked_children(cluster: C
     assert counts(after)["Contact"] == (6, 4, 0, 2, 0)
     assert counts(after)["Company"] == (2, 2, 0, 0, 0)
     assert_balanced(after)
-    assert cluster.query("SELECT count(*) FROM contacts c JOIN accounts a ON a.id = c.account_id WHERE a.name = 'carol'") == [(2,)]
+    carol = "SELECT count(*) FROM contacts c JOIN accounts a ON a.id = c.account_id WHERE a.name = 'carol'"
+    assert cluster.query(carol) == [(2,)]
     # replaying again finds only letters that still fail: nothing new commits
     before = cluster.table_counts()
     cluster.run_json("dlq", "replay", "--run", run_id)

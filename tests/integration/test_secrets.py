@@ -7,7 +7,6 @@ import base64
 import binascii
 import re
 import threading
-from typing import Any
 
 import pytest
 import redis
@@ -36,11 +35,11 @@ class RedisRecorder:
         except (redis.ConnectionError, ValueError):
             return
 
-    def __enter__(self) -> "RedisRecorder":
+    def __enter__(self) -> RedisRecorder:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.client.close()
         self.client.connection_pool.disconnect()
 
@@ -61,7 +60,8 @@ def test_password_never_in_clear(cluster: Cluster) -> None:
     assert len(PASSWORDS) >= 8
     cluster.start_worker()
     with RedisRecorder(cluster.env["CUTOVER_BROKER_URL"]) as recorder:
-        done = cluster.cli("run", str(CASES / "engageip" / "faults-reference.xml"), str(CASES / "engageip" / "faults-accounts.xml"))
+        files = [str(CASES / "engageip" / name) for name in ("faults-reference.xml", "faults-accounts.xml")]
+        done = cluster.cli("run", *files)
         shown = cluster.cli("dlq", "list", "--json")
         letter_ids = [int(i) for i in re.findall(r'"id": (\d+)', shown.stdout)]
         details = [cluster.cli("dlq", "show", str(i)).stdout for i in letter_ids]

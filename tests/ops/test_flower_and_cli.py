@@ -46,8 +46,8 @@ def test_help_is_lazy(tmp_path: Path) -> None:
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0
     assert "validate" in done.stdout and "dlq" in done.stdout
-    probe = subprocess.run([sys.executable, "-c", "import sys, ops.cli; print(sorted(m for m in ('celery', 'sqlalchemy', 'redis') if m in sys.modules))"],
-                           env=env, capture_output=True, text=True, timeout=60)
+    loaded = "import sys, ops.cli; print(sorted(m for m in ('celery', 'sqlalchemy', 'redis') if m in sys.modules))"
+    probe = subprocess.run([sys.executable, "-c", loaded], env=env, capture_output=True, text=True, timeout=60)
     assert probe.stdout.strip() == "[]"
 
 

@@ -5,7 +5,7 @@ the caller's transaction. It never commits, never touches the ledger: ``workers.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from shared.errors import RegistryError
 from workers.context import Loader

@@ -6,10 +6,11 @@ Currency) are resolved like any other reference."""
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from shared.entities import SIMPLE_REFERENCE_KINDS
 from shared.errors import InvalidValue
 from shared.schema.target import ReferenceItem
-from sqlalchemy import select
 from workers.context import LoadContext, Loaded
 from workers.loaders import loader
 
@@ -49,9 +50,11 @@ def load_reference(ctx: LoadContext) -> Loaded:
     name, attributes = _key_and_attributes(ctx)
     row = ctx.session.scalar(select(ReferenceItem).where(ReferenceItem.kind == kind, ReferenceItem.name == name))
     if row is not None:
+        existing = row
+
         def update() -> None:
-            row.attributes = attributes
-        return ctx.existing(row.id, update, same=row.attributes == attributes)
+            existing.attributes = attributes
+        return ctx.existing(existing.id, update, same=existing.attributes == attributes)
     row = ReferenceItem(kind=kind, name=name, attributes=attributes)
     ctx.session.add(row)
     ctx.session.flush()
