@@ -20,9 +20,9 @@ def _settings() -> Any:
 
 
 def _console(as_json: bool = False) -> Any:
-    from rich.console import Console
+    from ops.console import make_console
 
-    return Console(stderr=as_json)
+    return make_console(stderr=as_json)
 
 
 def _guard(fn: Callable[[], int]) -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
 from ops import exitcodes
+from ops.console import make_console
 from ops.services import database
 from producer.replay import LetterFilter
 from shared.entities import REGISTRY
@@ -44,7 +44,7 @@ def list_letters(settings: Settings, letters: LetterFilter, limit: int, as_json:
     for d in docs:
         table.add_row(str(d["id"]), str(d["run_id"]), str(d["entity"]), str(d["outcome"]), str(d["error_class"]),
                       str(d["position"]), str(d["message"]) + (f" — {d['hint']}" if d["hint"] else ""))
-    Console().print(table)
+    make_console().print(table)
     return exitcodes.OK
 
 
@@ -63,7 +63,7 @@ def show_letter(settings: Settings, letter_id: int) -> int:
         doc = _letter_doc(letter)
         doc["status"] = record.status
         masked = masked_record(letter.entity, record.payload)
-    console = Console()
+    console = make_console()
     for key, value in doc.items():
         console.print(f"[bold]{key:12}[/bold] {value}", highlight=False)
     console.print("[bold]record[/bold]")

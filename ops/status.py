@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
 from ops import exitcodes
+from ops.console import make_console
 from ops.services import database
 from ops.summary import print_summary, run_document
 from shared.errors import ConfigError
@@ -32,7 +32,7 @@ def list_runs(settings: Settings, as_json: bool, limit: int) -> int:
         state = "in progress" if doc["state"] in ("staging", "ready", "running") else doc["state"]
         table.add_row(doc["run_id"], doc["kind"], state, doc["created_at"], *(str(t[c]) for c in
                       ("read", "committed", "skipped", "dead", "blocked")), ", ".join(doc["files"]))
-    Console().print(table)
+    make_console().print(table)
     return exitcodes.OK
 
 
@@ -44,7 +44,7 @@ def show_run(settings: Settings, run_id: str, as_json: bool) -> int:
         if as_json:
             print(json.dumps(run_document(session, run_id), indent=2))
             return exitcodes.OK
-        doc = print_summary(Console(), session, run_id)
+        doc = print_summary(make_console(), session, run_id)
     if doc["message"]:
         print(doc["message"])
     return exitcodes.OK
