@@ -43,6 +43,12 @@ def _guard(fn: Callable[[], int]) -> None:
     sys.exit(code)
 
 
+def _hide_password(url: str) -> str:
+    import re
+
+    return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """cutover: migrate customer and billing data from legacy exports into a billing database."""
@@ -293,7 +299,8 @@ def flower(port: int | None, address: str, insecure_open: bool) -> None:
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--accounts", default=1000, show_default=True, help="Accounts to generate.")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--fault-rate", default=0.0, show_default=True, help="Fraction of users with an unknown TaxCode.")
+@click.option("--fault-rate", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
+              help="Fraction of users with an unknown TaxCode (0 to 1).")
 def sample(out_dir: Path, accounts: int, seed: int, fault_rate: float) -> None:
     """Write a synthetic engageip migration (reference + accounts) of any size."""
 
@@ -319,6 +326,8 @@ def show_config() -> None:
             value = getattr(settings, f.name)
             if f.name in ("vault_key", "flower_password") and value:
                 value = "«set»"
+            elif f.name.endswith("_url") or f.name == "result_backend":
+                value = _hide_password(str(value))
             click.echo(f"CUTOVER_{f.name.upper():22} = {value!s:40} # {f.metadata.get('doc', '')}")
         return exitcodes.OK
 

@@ -19,7 +19,7 @@ from ops.services import broker, database
 from ops.summary import counts_table, print_summary, run_document
 from producer.readers.base import ReadOptions
 from producer.replay import LetterFilter, plan_replay
-from producer.staging import Stager, resolve_sources
+from producer.staging import Stager, new_run_id, resolve_sources
 from shared.celery_app import DISPATCH_RESUME, DISPATCH_START
 from shared.entities import CONTROL_QUEUE, REGISTRY
 from shared.errors import ConfigError, SourceError
@@ -43,19 +43,22 @@ class RunRequest:
 
 
 def execute_run(settings: Settings, request: RunRequest, console: Console) -> tuple[int, dict[str, Any]]:
+    _refuse_no_wait_on_embedded(settings, request.wait)
     sf = database(settings)
     sources = resolve_sources(request.paths, request.format_name)
     if not sources:
         raise ConfigError(f"no input files in {', '.join(map(str, request.paths))}")
     day_first = request.day_first or settings.day_first
     stager = Stager(sf, REGISTRY, Vault.from_settings(settings), settings.chunk_size)
+    run_id = new_run_id()
     with broker(settings, request.local_workers) as (app, workers):
         try:
             staged = stager.stage(sources, ReadOptions(day_first=day_first),
-                                  {"upsert": request.upsert, "date_order": "day-first" if day_first else "month-first"})
+                                  {"upsert": request.upsert, "date_order": "day-first" if day_first else "month-first"},
+                                  run_id=run_id)
         except SourceError as exc:
-            console.print(f"[red]run refused:[/red] {exc}\nNothing was loaded.")
-            return exitcodes.REFUSED, {"state": "refused", "message": str(exc)}
+            console.print(f"[red]run {run_id} refused:[/red] {exc}\nNothing was loaded.")
+            return exitcodes.REFUSED, {"run_id": run_id, "state": "refused", "message": str(exc)}
         if not request.as_json:
             console.print(f"run {staged.run_id}: staged {sum(staged.read.values())} records from {len(sources)} file(s)")
         _start(app, staged.run_id)
@@ -66,6 +69,7 @@ def execute_run(settings: Settings, request: RunRequest, console: Console) -> tu
 
 def execute_replay(settings: Settings, letters: LetterFilter, *, upsert: bool, wait: bool, as_json: bool,
                    local_workers: int | None, console: Console) -> tuple[int, dict[str, Any]]:
+    _refuse_no_wait_on_embedded(settings, wait)
     sf = database(settings)
     plan = plan_replay(sf, letters, upsert=upsert, chunk_size=settings.chunk_size)
     if plan.not_replayable and not as_json:
@@ -88,6 +92,7 @@ def execute_replay(settings: Settings, letters: LetterFilter, *, upsert: bool, w
 
 def execute_resume(settings: Settings, run_id: str, *, wait: bool, as_json: bool, local_workers: int | None,
                    console: Console) -> tuple[int, dict[str, Any]]:
+    _refuse_no_wait_on_embedded(settings, wait)
     sf = database(settings)
     with sf() as session:
         run = session.get(Run, run_id)
@@ -101,6 +106,12 @@ def execute_resume(settings: Settings, run_id: str, *, wait: bool, as_json: bool
             return exitcodes.OK, {"run_id": run_id, "state": "running"}
         request = RunRequest(paths=[], wait=True, as_json=as_json, local_workers=local_workers)
         return _wait_and_summarise(sf, run_id, workers, request, console)
+
+
+def _refuse_no_wait_on_embedded(settings: Settings, wait: bool) -> None:
+    if not wait and settings.embedded_broker:
+        raise ConfigError("--no-wait needs a shared broker (CUTOVER_BROKER_URL) and workers of its own: "
+                          "the embedded Redis and workers stop when this command ends")
 
 
 def _start(app: Celery, dispatch_id: str) -> None:
@@ -138,7 +149,11 @@ def _wait_and_summarise(sf: sessionmaker[Session], run_id: str, workers: LocalWo
         doc = run_document(session, run_id) if request.as_json else print_summary(console, session, run_id)
     if not finished:
         if not request.as_json:
-            console.print(f"stopped waiting; the run goes on where workers run: cutover status {run_id}")
+            if workers is not None:
+                console.print(f"stopped waiting; the local workers stop with this command: "
+                              f"continue with `cutover resume {run_id}`")
+            else:
+                console.print(f"stopped waiting; the run goes on where workers run: cutover status {run_id}")
         return exitcodes.INCOMPLETE, doc
     totals = doc["totals"]
     return (exitcodes.RECORDS_FAILED if totals["dead"] or totals["blocked"] else exitcodes.OK), doc

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.dispatch import OUTCOMES, live_counts
-from shared.schema.control import DeadLetter, Run
+from shared.schema.control import DeadLetter, Run, StagedRecord
 
 COLUMNS = ("read", *OUTCOMES)
 
@@ -28,7 +28,7 @@ def run_document(session: Session, run_id: str) -> dict[str, Any]:
         "created_at": run.created_at.isoformat(timespec="seconds"),
         "finished_at": run.finished_at.isoformat(timespec="seconds") if run.finished_at else None,
         "entities": entities, "totals": totals,
-        "balanced": run.state != "completed" or not unbalanced, "unbalanced": sorted(unbalanced),
+        "balanced": not unbalanced if run.state == "completed" else None, "unbalanced": sorted(unbalanced),
     }
 
 
@@ -45,9 +45,12 @@ def counts_table(doc: dict[str, Any], title: str | None = None) -> Table:
 
 def error_digest(session: Session, run_id: str, limit: int = 12) -> list[str]:
     """What went wrong, grouped by entity, outcome and error class, with one example each."""
+    run = session.get_one(Run, run_id)
+    mine = (DeadLetter.record_id.in_(select(StagedRecord.id).where(StagedRecord.dispatch_id == run_id))
+            if run.kind == "replay" else DeadLetter.run_id == run_id)
     rows = session.execute(
         select(DeadLetter.entity, DeadLetter.outcome, DeadLetter.error_class, func.count(), func.min(DeadLetter.id))
-        .where(DeadLetter.run_id == run_id, DeadLetter.state == "open")
+        .where(mine, DeadLetter.state == "open")
         .group_by(DeadLetter.entity, DeadLetter.outcome, DeadLetter.error_class)
         .order_by(func.count().desc()).limit(limit)
     ).all()
@@ -68,6 +71,9 @@ def print_summary(console: Console, session: Session, run_id: str) -> dict[str, 
         console.print(f"dead letters (details: cutover dlq list --run {run_id}):")
         for line in digest:
             console.print(line, highlight=False, markup=False)
+    if doc["balanced"] is None:
+        console.print(f"run {doc['state']}: {doc['totals']['pending']} record(s) still to load")
+        return doc
     verdict = "holds" if doc["balanced"] else f"DOES NOT HOLD for {', '.join(doc['unbalanced'])}"
     console.print(f"read = committed + skipped + dead + blocked {verdict} "
                   f"({doc['totals']['read']} = {doc['totals']['committed']} + {doc['totals']['skipped']} + "

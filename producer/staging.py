@@ -58,7 +58,8 @@ def new_run_id(kind: str = "run") -> str:
 
 
 def resolve_sources(paths: Iterable[Path], format_name: str | None) -> list[SourceFile]:
-    """Files named directly, or every file of a known format inside a named folder (sorted)."""
+    """Files named directly, or every file of a known format inside a named folder (sorted).
+    A format that has no reader is refused here, before any run exists."""
     out: list[SourceFile] = []
     for path in paths:
         if path.is_dir():
@@ -69,6 +70,8 @@ def resolve_sources(paths: Iterable[Path], format_name: str | None) -> list[Sour
                     continue
         else:
             out.append(SourceFile(path, format_name or detect_format(path)))
+    for source in out:
+        reader_for(source.format)
     return out
 
 
@@ -95,6 +98,9 @@ class Stager:
                 session.get_one(Run, run_id).state = "ready"
         except SourceError as exc:
             self.refuse(run_id, str(exc))
+            raise
+        except BaseException as exc:
+            self.refuse(run_id, f"staging stopped: {type(exc).__name__}: {exc}")
             raise
         return result
 

@@ -34,27 +34,24 @@ def _reference_types() -> list[EntityType]:
 
 
 _USER_REFS = ("Owner", "Role", "Culture", "Currency", "Language", "StatusType", "TaxCode", "BillGroup", "CreditRating")
-_CONTACT_PARENT = {"contact": ("Contact", ("User", "ContactName"))}
 
 
 def _account_types() -> list[EntityType]:
     return [
         EntityType("User", ACCOUNTS_QUEUE, depends_on=_USER_REFS, natural_key=("Owner", "Name"), ref_key=("Name",),
                    secret_fields=("Password",)),
-        EntityType("ChildAccount", ACCOUNTS_QUEUE, depends_on=("User",), natural_key=("Name",),
-                   references={"child": ("User", ("Name",)), "parent": ("User", ("Parent",))}),
+        EntityType("ChildAccount", ACCOUNTS_QUEUE, depends_on=("User",), natural_key=("Name",)),
         EntityType("Contact", CONTACTS_QUEUE, depends_on=("User", "ContactType"),
-                   natural_key=("User", "ContactName"), references={"account": ("User", ("User",))}),
+                   natural_key=("User", "ContactName")),
         EntityType("ContactEmail", CONTACTS_QUEUE, depends_on=("Contact", "ContactPointType"),
-                   natural_key=("User", "ContactName"), references=_CONTACT_PARENT),
+                   natural_key=("User", "ContactName")),
         EntityType("ContactPhone", CONTACTS_QUEUE, depends_on=("Contact", "ContactPointType"),
-                   natural_key=("User", "ContactName", "ContactPointType"), references=_CONTACT_PARENT),
+                   natural_key=("User", "ContactName", "ContactPointType")),
         EntityType("ContactFax", CONTACTS_QUEUE, depends_on=("Contact", "ContactPointType"),
-                   natural_key=("User", "ContactName"), references=_CONTACT_PARENT),
+                   natural_key=("User", "ContactName")),
         EntityType("ContactPoint", CONTACTS_QUEUE, depends_on=("Contact", "ContactPointType"),
-                   natural_key=("ContactID", "User", "ContactName", "ContactPointType"), references=_CONTACT_PARENT),
-        EntityType("Company", CONTACTS_QUEUE, depends_on=("Contact",), natural_key=("User",),
-                   references={"account": ("User", ("User",))}),
+                   natural_key=("ContactID", "User", "ContactName", "ContactPointType")),
+        EntityType("Company", CONTACTS_QUEUE, depends_on=("Contact",), natural_key=("User",)),
     ]
 
 

@@ -2,13 +2,14 @@
 topological levels of that graph, so independent types share a wave and run in parallel.
 
 Declaring an entity is the one place that decides routing (queue), ordering (waves), duplicate
-detection (natural key), secret handling and blocked-child detection (references).
+detection (natural key), secret handling, and how others refer to it (lookup key: a child whose
+parent with that key is dead-lettered is *blocked*, not dead).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from shared.errors import RegistryError
 
@@ -26,9 +27,6 @@ class EntityType:
     """Fields other records use to refer to this one (defaults to the natural key)."""
     secret_fields: tuple[str, ...] = ()
     """Fields encrypted by the producer and never shown in clear (messages, logs, dead letters)."""
-    references: Mapping[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
-    """Parent links: name → (parent entity, fields of this record forming the parent's natural key).
-    A missing parent that is itself dead or blocked makes this record *blocked* rather than dead."""
 
     @property
     def lookup_key(self) -> tuple[str, ...]:

@@ -36,10 +36,12 @@ def process_record(sessions: sessionmaker[Session], registry: Registry, vault: V
                 return loaded.outcome
         except (RecordError, Blocked) as error:
             return park(sessions, entity, env, error, attempts)
-        except IntegrityError:
+        except IntegrityError as exc:
             # Another worker wrote the same natural key or ledger key meanwhile: look again.
             if race == RACE_RETRIES - 1:
-                raise
+                clash = LoaderCrashed(f"the row kept clashing with concurrent writes: {first_line(exc)}",
+                                      hint="replay it once the run has finished")
+                return park(sessions, entity, env, clash, attempts)
         except TRANSIENT:
             raise
         except Exception as exc:  # a loader bug must not stall the chord: park the record, keep the trace

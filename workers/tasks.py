@@ -16,7 +16,7 @@ from shared import dispatch
 from shared.celery_app import DISPATCH_CHUNK_DONE, DISPATCH_RESUME, DISPATCH_START
 from shared.entities import REGISTRY
 from shared.envelope import Envelope
-from shared.errors import RetriesExhausted, WorkerLost
+from shared.errors import RegistryError, RetriesExhausted, WorkerLost
 from shared.registry import EntityType
 from workers import outcomes
 from workers.loaders import load_all
@@ -67,12 +67,22 @@ class RecordTask(Task):
             raise self.retry(exc=exc, countdown=countdown, max_retries=rt.settings.max_attempts)
         error = RetriesExhausted(f"{type(exc).__name__} after {retries + 1} attempts: {first_line(exc)}",
                                  hint="check the database and broker, then replay")
-        park(rt.sessions, self.entity, env, error, retries + 1)
+        try:
+            park(rt.sessions, self.entity, env, error, retries + 1)
+        except TRANSIENT as still_down:
+            # The dead letter itself cannot be written: keep the message and try again later, so the
+            # record is neither lost nor allowed to fail its chord.
+            log.warning("%s: database still unreachable; retrying in %ss", env.label(self.entity.lookup_key),
+                        rt.settings.retry_backoff_max)
+            raise self.retry(exc=still_down, countdown=rt.settings.retry_backoff_max, max_retries=None) from None
 
 
 def register_tasks(app: Celery) -> None:
     """A load task per declared entity that has a loader, plus the dispatch tasks."""
     loaders = load_all()
+    missing = [e.name for e in REGISTRY if e.name not in loaders]
+    if missing:
+        raise RegistryError(f"declared entity types without a loader: {', '.join(missing)}")
     for entity in REGISTRY:
         if entity.name in loaders:
             task_class = type(f"Load{entity.name}", (RecordTask,), {"entity": entity, "name": entity.task_name})

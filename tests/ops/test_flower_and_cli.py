@@ -17,8 +17,10 @@ BROKER = "redis://127.0.0.1:6379/15"
 
 
 def test_flower_uses_basic_auth_from_settings() -> None:
-    cmd = flower_command(Settings(broker_url=BROKER, flower_user="op", flower_password="pw"), None, "0.0.0.0", False)
-    assert "--basic-auth=op:pw" in cmd and "--address=0.0.0.0" in cmd and "--port=5555" in cmd
+    cmd, env = flower_command(Settings(broker_url=BROKER, flower_user="op", flower_password="pw"), None, "0.0.0.0", False)
+    assert env == {"FLOWER_BASIC_AUTH": "op:pw"}
+    assert "--address=0.0.0.0" in cmd and "--port=5555" in cmd
+    assert not any("pw" in part for part in cmd), "credentials never on the command line"
 
 
 def test_flower_refuses_without_credentials() -> None:
@@ -27,8 +29,8 @@ def test_flower_refuses_without_credentials() -> None:
 
 
 def test_flower_runs_open_only_on_localhost_when_told() -> None:
-    cmd = flower_command(Settings(broker_url=BROKER), 5566, "127.0.0.1", True)
-    assert not any(part.startswith("--basic-auth") for part in cmd) and "--port=5566" in cmd
+    cmd, env = flower_command(Settings(broker_url=BROKER), 5566, "127.0.0.1", True)
+    assert env == {} and "--port=5566" in cmd
     with pytest.raises(ConfigError, match="only allowed on localhost"):
         flower_command(Settings(broker_url=BROKER), None, "0.0.0.0", True)
 
