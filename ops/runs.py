@@ -100,6 +100,9 @@ def execute_resume(settings: Settings, run_id: str, *, wait: bool, as_json: bool
             raise ConfigError(f"no run {run_id!r}; `cutover status` lists them")
         if run.state in ("completed", "refused"):
             raise ConfigError(f"run {run_id} is {run.state}; nothing to resume")
+        if run.state == "staging":
+            raise ConfigError(f"run {run_id} never finished staging (its command was stopped while reading): "
+                              "run the files again")
     with broker(settings, local_workers) as (app, workers):
         app.send_task(DISPATCH_RESUME, args=(run_id,), queue=CONTROL_QUEUE, ignore_result=True)
         if not wait:
