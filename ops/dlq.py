@@ -16,8 +16,7 @@ from shared.errors import ConfigError
 from shared.schema.control import DeadLetter, StagedRecord
 from shared.settings import Settings
 from shared.vault import PREFIX as VAULT_PREFIX
-
-SECRET_MASK = "«encrypted»"
+from shared.vault import SECRET_MASK
 
 
 def _letter_doc(letter: DeadLetter) -> dict[str, object]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -29,12 +29,11 @@ from shared.envelope import content_digest, idempotency_key, natural_key_text, s
 from shared.errors import Conflict, RecordError, SourceError
 from shared.registry import Registry
 from shared.schema.control import DeadLetter, DispatchWave, Run, RunEntity, StagedRecord
-from shared.vault import Vault
+from shared.vault import SECRET_MASK, Vault
 
 log = logging.getLogger(__name__)
 
 BATCH = 2000
-SECRET_MASK = "«secret»"
 
 
 @dataclass
@@ -255,7 +254,3 @@ def write_dispatch_waves(session: Session, dispatch_id: str) -> None:
     ):
         session.add(DispatchWave(dispatch_id=dispatch_id, wave=wave, chunks_total=last_chunk + 1))
 
-
-def iter_sources(sources: list[SourceFile], options: ReadOptions) -> Iterator[RawRecord]:
-    for source in sources:
-        yield from reader_for(source.format).read(source.path, options)

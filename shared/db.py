@@ -12,7 +12,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -81,6 +81,3 @@ def ensure_schema(url: str) -> None:
     if current != head:
         upgrade(url)
 
-
-def table_names(url: str) -> list[str]:
-    return inspect(engine_for(url)).get_table_names()

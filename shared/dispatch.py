@@ -182,7 +182,8 @@ def publish_chunk(sf: SessionFactory, app: Celery, registry: Registry, dispatch_
     for row in rows:
         entity = registry[row.entity]
         env = Envelope(run_id=row.run_id, record_id=row.id, entity=row.entity, key=row.key, digest=row.digest,
-                       position=Position(row.source_file, row.line, row.col), fields=row.payload, upsert=upsert)
+                       position=Position(row.source_file, row.line, row.col), fields=row.payload, upsert=upsert,
+                       replay=row.run_id != dispatch_id)
         header.append(app.signature(entity.task_name, args=(env.to_message(),),
                                     argsrepr=repr((env.label(entity.lookup_key),))))
     body = app.signature(DISPATCH_CHUNK_DONE, args=(dispatch_id, wave, chunk), immutable=True)

@@ -26,6 +26,8 @@ class Envelope:
     position: Position
     fields: dict[str, str] = field(default_factory=dict)
     upsert: bool = False
+    replay: bool = False
+    """Published by a replay: only then can the record have an open dead letter to close."""
 
     def to_message(self) -> dict[str, Any]:
         return asdict(self)
@@ -36,7 +38,7 @@ class Envelope:
         return cls(
             run_id=data["run_id"], record_id=int(data["record_id"]), entity=data["entity"], key=data["key"],
             digest=data["digest"], position=Position(pos["file"], pos.get("line"), pos.get("column")),
-            fields=dict(data["fields"]), upsert=bool(data.get("upsert", False)),
+            fields=dict(data["fields"]), upsert=bool(data.get("upsert", False)), replay=bool(data.get("replay", False)),
         )
 
     def label(self, natural_key: tuple[str, ...]) -> str:

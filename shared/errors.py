@@ -106,7 +106,3 @@ class Blocked(CutoverError):
         super().__init__(
             f"blocked: parent {parent_entity} {parent_key!r} is dead-lettered or blocked (dead letter #{parent_letter_id})"
         )
-
-
-class TransientError(CutoverError):
-    """A fault outside the record (database or broker unreachable): retry with back-off."""

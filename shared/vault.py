@@ -21,6 +21,8 @@ from shared.errors import ConfigError, InvalidValue
 from shared.settings import Settings
 
 PREFIX = "vault:v1:"
+SECRET_MASK = "«secret»"
+"""What reports, dead letters and the CLI show in place of a secret value."""
 
 
 class Vault:

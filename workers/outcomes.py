@@ -11,8 +11,7 @@ from shared.errors import Blocked, RecordError
 from shared.registry import EntityType
 from shared.schema.base import utcnow
 from shared.schema.control import DeadLetter, LedgerEntry, StagedRecord
-
-SECRET_MASK = "«secret»"
+from shared.vault import SECRET_MASK
 
 
 def already_loaded(session: Session, env: Envelope) -> LedgerEntry | None:
@@ -26,16 +25,14 @@ def record_success(session: Session, env: Envelope, entity: EntityType, target_i
                                 natural_key=natural_key_text(env.fields, entity.natural_key) if entity.natural_key else None,
                                 run_id=env.run_id, record_id=env.record_id))
     _set_status(session, env, outcome, target_id)
-    session.execute(update(DeadLetter).where(DeadLetter.record_id == env.record_id, DeadLetter.state == "open")
-                    .values(state="replayed", updated_at=utcnow()))
+    _close_letter(session, env)
 
 
 def record_duplicate(session: Session, env: Envelope, previous: LedgerEntry) -> str:
     """The key is in the ledger: loaded before. A redelivery of this very record changes nothing."""
     outcome = "committed" if previous.record_id == env.record_id else "skipped"
     _set_status(session, env, outcome, previous.target_id)
-    session.execute(update(DeadLetter).where(DeadLetter.record_id == env.record_id, DeadLetter.state == "open")
-                    .values(state="replayed", updated_at=utcnow()))
+    _close_letter(session, env)
     return outcome
 
 
@@ -63,6 +60,13 @@ def record_failure(session: Session, env: Envelope, entity: EntityType, error: R
     outcome = str(values["outcome"])
     _set_status(session, env, outcome, None)
     return outcome
+
+
+def _close_letter(session: Session, env: Envelope) -> None:
+    """A replayed record that loads closes its dead letter; first loads skip the write (hot path)."""
+    if env.replay:
+        session.execute(update(DeadLetter).where(DeadLetter.record_id == env.record_id, DeadLetter.state == "open")
+                        .values(state="replayed", updated_at=utcnow()))
 
 
 def bump_attempts(session: Session, env: Envelope) -> int:
