@@ -143,6 +143,50 @@ def resume(run_id: str, wait: bool, as_json: bool, local_workers: int | None) ->
     _guard(go)
 
 
+@main.command()
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+def reconcile(run_id: str, as_json: bool) -> None:
+    """Compare what RUN's source said (records, money per account) with the target; exit 6 on any difference."""
+
+    def go() -> int:
+        from ops.reconcile import reconcile as check
+        from ops.services import database
+
+        with database(_settings())() as session:
+            result = check(session, run_id)
+        if as_json:
+            click.echo(json.dumps(result.as_dict(), indent=2))
+        else:
+            for line in result.lines():
+                click.echo(line)
+        return exitcodes.OK if result.reconciled else exitcodes.NOT_RECONCILED
+
+    _guard(go)
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
+              help="Folder for the result files.")
+@click.option("--format", "formats", type=click.Choice(["jsonl", "csv"]), multiple=True,
+              help="jsonl and/or csv (default: both).")
+def report(run_id: str, out_dir: Path, formats: tuple[str, ...]) -> None:
+    """Write RUN's per-record results: one row per source record (file, position, key, outcome, target id, error)."""
+
+    def go() -> int:
+        from ops.report import FORMATS, write_report
+        from ops.services import database
+
+        with database(_settings())() as session:
+            paths = write_report(session, run_id, out_dir, formats or FORMATS)
+        for path in paths.values():
+            click.echo(f"wrote {path}")
+        return exitcodes.OK
+
+    _guard(go)
+
+
 @main.group()
 def dlq() -> None:
     """Dead letters: list, show, replay, discard."""
@@ -256,7 +300,7 @@ def db_upgrade() -> None:
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.option("--queues", "-Q", help="Comma-separated queues (default: all: control,reference,accounts,contacts).")
+@click.option("--queues", "-Q", help="Comma-separated queues (default: all: control,reference,accounts,contacts,ledger).")
 @click.option("--concurrency", "-c", type=int, help="Worker processes (default: CUTOVER_WORKER_CONCURRENCY or cores).")
 @click.pass_context
 def worker(ctx: click.Context, queues: str | None, concurrency: int | None) -> None:

@@ -6,3 +6,4 @@ USAGE = 2              # bad command line (click's own status)
 RECORDS_FAILED = 3     # the run finished, but some records are dead or blocked
 REFUSED = 4            # the run was refused: a file could not be read, or configuration is wrong
 INCOMPLETE = 5         # stopped waiting before the run finished (interrupted or timed out)
+NOT_RECONCILED = 6     # the target does not hold what the source says (cutover reconcile lists it)

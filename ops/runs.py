@@ -1,5 +1,5 @@
 """`cutover run` and `cutover dlq replay` end to end: stage or plan, hand the dispatch to the
-workers, wait with a live display, print the summary, and choose the exit status."""
+workers, wait with a live display, print the summary and the reconciliation, and choose the exit status."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from typing import Any
 from celery import Celery
 from rich.console import Console
 from rich.live import Live
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ops import exitcodes
 from ops.embedded import LocalWorkers
+from ops.reconcile import reconcile
 from ops.services import broker, database
 from ops.summary import counts_table, print_summary, run_document
 from producer.readers.base import ReadOptions
@@ -23,7 +25,7 @@ from producer.staging import Stager, new_run_id, resolve_sources
 from shared.celery_app import DISPATCH_RESUME, DISPATCH_START
 from shared.entities import CONTROL_QUEUE, REGISTRY
 from shared.errors import ConfigError, SourceError
-from shared.schema.control import Run
+from shared.schema.control import Run, StagedRecord
 from shared.settings import Settings
 from shared.vault import Vault
 
@@ -159,7 +161,23 @@ def _wait_and_summarise(sf: sessionmaker[Session], run_id: str, workers: LocalWo
                 console.print(f"stopped waiting; the run goes on where workers run: cutover status {run_id}")
         return exitcodes.INCOMPLETE, doc
     totals = doc["totals"]
-    return (exitcodes.RECORDS_FAILED if totals["dead"] or totals["blocked"] else exitcodes.OK), doc
+    code = exitcodes.RECORDS_FAILED if totals["dead"] or totals["blocked"] else exitcodes.OK
+    with sf() as session:
+        verdicts = [reconcile(session, run) for run in runs_of(session, run_id)]
+    doc["reconciliation"] = [v.as_dict() for v in verdicts]
+    for verdict in verdicts:
+        if not request.as_json:
+            for line in verdict.lines():
+                console.print(line if len(verdicts) == 1 else f"{verdict.run_id}: {line}", highlight=False, markup=False)
+        if not verdict.reconciled:
+            code = exitcodes.NOT_RECONCILED
+    return code, doc
+
+
+def runs_of(session: Session, dispatch_id: str) -> list[str]:
+    """The runs a dispatch loaded records of: itself, or for a replay the runs it replayed."""
+    return list(session.scalars(select(StagedRecord.run_id).where(StagedRecord.dispatch_id == dispatch_id).distinct()
+                                .order_by(StagedRecord.run_id)))
 
 
 class _NoLive:

@@ -68,7 +68,8 @@ def print_summary(console: Console, session: Session, run_id: str) -> dict[str, 
     console.print(counts_table(doc, title=f"run {run_id} — {doc['state']}"))
     digest = error_digest(session, run_id)
     if digest:
-        console.print(f"dead letters (details: cutover dlq list --run {run_id}):")
+        where = "cutover dlq list" if doc["kind"] == "replay" else f"cutover dlq list --run {run_id}"
+        console.print(f"dead letters (details: {where}):")
         for line in digest:
             console.print(line, highlight=False, markup=False)
     if doc["balanced"] is None:

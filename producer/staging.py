@@ -4,7 +4,9 @@ the producer everything that depends on file order, so no worker ever does:
 * occurrence numbers of repeated content (the n-th identical record gets the n-th key);
 * duplicate natural keys inside the run (the earlier record wins: a later identical one is skipped,
   a later different one is a conflict);
-* chunk numbers per wave, the unit of dispatch.
+* chunk numbers per wave, the unit of dispatch;
+* which invoice each ledger line belongs to, and the source's money per account
+  (``producer.ledger``).
 
 Memory stays flat: records go to the database in batches, and only per-entity counters are kept.
 A file-level error (not well-formed, DTD, unreadable) refuses the whole run: nothing staged remains.
@@ -24,11 +26,12 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from producer.ledger import InvoicePlanner, Plan, resolve_plans, write_plans, write_totals
 from producer.readers.base import RawRecord, ReadOptions, detect_format, reader_for
 from shared.envelope import content_digest, idempotency_key, natural_key_text, show_key
 from shared.errors import Conflict, RecordError, SourceError
 from shared.registry import Registry
-from shared.schema.control import DeadLetter, DispatchWave, Run, RunEntity, StagedRecord
+from shared.schema.control import DeadLetter, DispatchWave, InvoicePlan, Run, RunEntity, SourceTotal, StagedRecord
 from shared.vault import SECRET_MASK, Vault
 
 log = logging.getLogger(__name__)
@@ -93,6 +96,7 @@ class Stager:
             with self.sf.begin() as session:
                 self._number_repeats(session, run_id)
                 self._settle_duplicate_keys(session, run_id, result)
+                resolve_plans(session, run_id)
                 self._write_dispatch_plan(session, run_id, result)
                 session.get_one(Run, run_id).state = "ready"
         except SourceError as exc:
@@ -107,6 +111,8 @@ class Stager:
         """Undo a run's staging and keep only its refusal, so nothing of it can be loaded."""
         with self.sf.begin() as session:
             session.execute(delete(DeadLetter).where(DeadLetter.run_id == run_id))
+            session.execute(delete(InvoicePlan).where(InvoicePlan.run_id == run_id))
+            session.execute(delete(SourceTotal).where(SourceTotal.run_id == run_id))
             session.execute(delete(StagedRecord).where(StagedRecord.run_id == run_id))
             session.execute(delete(RunEntity).where(RunEntity.run_id == run_id))
             run = session.get_one(Run, run_id)
@@ -117,16 +123,21 @@ class Stager:
     def _stage_files(self, run_id: str, sources: list[SourceFile], options: ReadOptions, result: StagingResult) -> None:
         seen_per_wave: Counter[int] = Counter()
         batch: list[tuple[dict[str, Any], RecordError | None]] = []
+        planner = InvoicePlanner()
         for source in sources:
+            planner.start_file()
             for raw in reader_for(source.format).read(source.path, options):
+                planner.observe(raw)
                 batch.append(self._row(run_id, raw, seen_per_wave))
                 result.read[raw.entity] += 1
                 if raw.error is not None:
                     result.dead_at_read += 1
                 if len(batch) >= BATCH:
-                    self._flush(batch)
+                    self._flush(batch, run_id, planner.drain())
                     batch = []
-        self._flush(batch)
+        self._flush(batch, run_id, planner.drain(final=True))
+        with self.sf.begin() as session:
+            write_totals(session, run_id, planner.totals)
 
     def _row(self, run_id: str, raw: RawRecord, seen_per_wave: Counter[int]) -> tuple[dict[str, Any], RecordError | None]:
         entity = self.registry[raw.entity] if raw.entity in self.registry and raw.error is None else None
@@ -134,6 +145,8 @@ class Stager:
         wave = self.registry.wave_of(raw.entity) if known else 0
         payload, digest_fields = self._protect(raw.fields)
         digest = content_digest(raw.entity, digest_fields)
+        if raw.derived:
+            payload = {**payload, **raw.derived}
         chunk = -1
         if entity is not None:
             chunk = seen_per_wave[wave] // self.chunk_size
@@ -161,11 +174,12 @@ class Stager:
                 digest_fields[name] = self.vault.digest(value)
         return payload, digest_fields
 
-    def _flush(self, batch: list[tuple[dict[str, Any], RecordError | None]]) -> None:
-        if not batch:
-            return
+    def _flush(self, batch: list[tuple[dict[str, Any], RecordError | None]], run_id: str, plans: list[Plan]) -> None:
         rows = [{k: v for k, v in row.items() if not k.startswith("_")} for row, _ in batch]
         with self.sf.begin() as session:
+            write_plans(session, run_id, plans)
+            if not rows:
+                return
             ids = session.scalars(insert(StagedRecord).returning(StagedRecord.id, sort_by_parameter_order=True), rows).all()
             letters = [
                 self._read_letter(record_id, row, error)

@@ -11,6 +11,7 @@ from shared.registry import EntityType, Registry
 REFERENCE_QUEUE = "reference"
 ACCOUNTS_QUEUE = "accounts"
 CONTACTS_QUEUE = "contacts"
+LEDGER_QUEUE = "ledger"
 CONTROL_QUEUE = "control"
 
 #: Reference kinds keyed by ``Name`` with no further attributes.
@@ -55,10 +56,26 @@ def _account_types() -> list[EntityType]:
     ]
 
 
+_LINE_DEPENDS = ("User", "ChildAccount", "Service", "TaxCode")
+
+
+def _ledger_types() -> list[EntityType]:
+    """Ledger records have no natural key: two equal lines are two charges. Lines load after the
+    account hierarchy is settled (the ChildAccount guard), closes after lines, payments last."""
+    return [
+        EntityType("Debit", LEDGER_QUEUE, depends_on=_LINE_DEPENDS),
+        EntityType("Credit", LEDGER_QUEUE, depends_on=_LINE_DEPENDS),
+        EntityType("OpeningBalance", LEDGER_QUEUE, depends_on=_LINE_DEPENDS),
+        EntityType("CloseInvoice", LEDGER_QUEUE, depends_on=("Debit", "Credit", "OpeningBalance")),
+        EntityType("Payment", LEDGER_QUEUE, depends_on=("CloseInvoice", "PaymentType")),
+    ]
+
+
 def build_default_registry() -> Registry:
     registry = Registry()
     registry.declare_all(_reference_types())
     registry.declare_all(_account_types())
+    registry.declare_all(_ledger_types())
     registry.waves  # noqa: B018 - a cycle must fail at start-up, not mid-run
     return registry
 

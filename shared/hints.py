@@ -13,7 +13,17 @@ def did_you_mean(wrong: str, candidates: Iterable[str]) -> str | None:
     if folded:
         return folded[0]
     close = difflib.get_close_matches(wrong, options, n=1, cutoff=0.75)
-    return close[0] if close else None
+    if close:
+        return close[0]
+    return _longest_prefix(wrong, options)
+
+
+def _longest_prefix(wrong: str, options: list[str], shortest: int = 4) -> str | None:
+    """A candidate the wrong name starts with (``Static IP Adress`` → ``Static IP``): an extra word
+    or a mangled suffix, which the similarity ratio misses when the tail is long."""
+    folded = wrong.casefold()
+    prefixes = [c for c in options if len(c) >= shortest and folded.startswith(c.casefold())]
+    return max(prefixes, key=len) if prefixes else None
 
 
 def hint_for(wrong: str, candidates: Iterable[str]) -> str | None:

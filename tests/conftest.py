@@ -154,6 +154,15 @@ class Cluster:
         with engine_for(self.database_url).connect() as conn:
             return list(conn.execute(sa.text(sql), params).all())
 
+    def execute(self, sql: str, **params: Any) -> None:
+        """Change the target behind cutover's back (to prove a check notices)."""
+        import sqlalchemy as sa
+
+        from shared.db import engine_for
+
+        with engine_for(self.database_url).begin() as conn:
+            conn.execute(sa.text(sql), params)
+
 
 @pytest.fixture
 def cluster(tmp_path: Path, redis_url: str, database_url: str) -> Iterator[Cluster]:

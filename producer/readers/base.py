@@ -4,7 +4,7 @@ A record-level problem travels with the record (``error``); a file-level one rai
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -20,6 +20,9 @@ class RawRecord:
     fields: dict[str, str]
     position: Position
     error: RecordError | None = None
+    derived: dict[str, str] = field(default_factory=dict)
+    """Facts the producer settles from file order (a ledger line's invoice plan). They travel with
+    the record but are not its content: they stay out of its digest and idempotency key."""
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from producer.readers.engageip_elements import (
     DECIMAL,
     ELEMENTS,
     INT,
+    MONEY,
     ElementSpec,
 )
 from shared.errors import InvalidValue, MissingField, Position, RecordError, SourceError, UnknownName
@@ -29,7 +30,8 @@ from shared.hints import hint_for
 
 DOCTYPE_REFUSED = "a DOCTYPE is not allowed (DTDs and entities are refused)"
 _PARSERS = {
-    INT: values.parse_int, DECIMAL: values.parse_decimal, AMOUNT: values.parse_amount, BOOL: values.parse_bool,
+    INT: values.parse_int, DECIMAL: values.parse_decimal, AMOUNT: values.parse_amount, MONEY: values.parse_money,
+    BOOL: values.parse_bool,
 }
 
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from shared.entities import SIMPLE_REFERENCE_KINDS
 
-TEXT, DATE, DATETIME, INT, DECIMAL, AMOUNT, BOOL = "text", "date", "datetime", "int", "decimal", "amount", "bool"
+TEXT, DATE, DATETIME, INT, DECIMAL, AMOUNT, MONEY, BOOL = (
+    "text", "date", "datetime", "int", "decimal", "amount", "money", "bool")
 
 
 @dataclass(frozen=True)
@@ -52,4 +53,25 @@ _ACCOUNTS: dict[str, ElementSpec] = {
     "ChildAccount": ElementSpec(_text("Name", "Parent"), ("Name", "Parent")),
 }
 
-ELEMENTS: dict[str, ElementSpec] = {**_REFERENCE, **_ACCOUNTS}
+_TAXES = {f"Tax{i}": AMOUNT for i in (1, 2, 3, 4)}
+_LEDGER: dict[str, ElementSpec] = {
+    "Debit": ElementSpec(
+        {"User": TEXT, "Date": DATETIME, "Debit": AMOUNT, "Credit": AMOUNT, **_TAXES, "TaxCode": TEXT, "Description": TEXT,
+         "Package": TEXT, "PeriodStart": DATETIME, "PeriodEnd": DATETIME},
+        ("User", "Date", "Debit"),
+    ),
+    "Credit": ElementSpec(
+        {"User": TEXT, "Date": DATETIME, "Credit": AMOUNT, "Bulk": AMOUNT, "ApplyTax": BOOL, "TaxCode": TEXT,
+         "Description": TEXT, "Package": TEXT},
+        ("User", "Date", "Credit"),
+    ),
+    "CloseInvoice": ElementSpec({"CloseInvoice": TEXT, "User": TEXT, "Name": TEXT, "Printed": BOOL}),
+    "OpeningBalance": ElementSpec({"User": TEXT, "Date": DATETIME, "Amount": MONEY, "Description": TEXT},
+                                  ("User", "Date", "Amount")),
+    "Payment": ElementSpec(
+        {"User": TEXT, "Date": DATETIME, "Credit": AMOUNT, "Description": TEXT, "PaymentType": TEXT, "Invoice": TEXT},
+        ("User", "Date", "Credit"),
+    ),
+}
+
+ELEMENTS: dict[str, ElementSpec] = {**_REFERENCE, **_ACCOUNTS, **_LEDGER}

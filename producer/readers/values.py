@@ -67,9 +67,29 @@ def parse_decimal(field: str, text: str) -> str:
     return str(value)
 
 
+MONEY_PLACES = 4
+MONEY_LIMIT = Decimal(10) ** 14
+"""Largest magnitude (exclusive) a money column holds on every database (SQLite keeps whole
+ten-thousandths in 64 bits, about 9.2 × 10^14)."""
+
+
+def parse_money(field: str, text: str) -> str:
+    """A signed amount with at most four decimal places (the target keeps four; more would be
+    rounded, and money is never rounded silently)."""
+    value = parse_decimal(field, text)
+    exponent = Decimal(value).as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -MONEY_PLACES:
+        raise InvalidValue(f"{field} {text!r} has more than {MONEY_PLACES} decimal places", field=field, value=text,
+                           hint=f"amounts are kept to {MONEY_PLACES} places; round it in the source")
+    if abs(Decimal(value)) >= MONEY_LIMIT:
+        raise InvalidValue(f"{field} {text!r} is too large for an amount", field=field, value=text,
+                           hint=f"amounts must be below {MONEY_LIMIT:,.0f}")
+    return value
+
+
 def parse_amount(field: str, text: str) -> str:
     """Absolute amounts: the format gives signs by record type, so a negative value is an error."""
-    value = parse_decimal(field, text)
+    value = parse_money(field, text)
     if value.startswith("-"):
         raise InvalidValue(f"{field} {text!r} is negative", field=field, value=text,
                            hint="amounts are absolute; the record type gives the sign")

@@ -2,9 +2,9 @@
 (``target``) and cutover's own control tables (``control``). Alembic migrations live in
 ``shared/migrations`` and must match these models (a test compares them)."""
 
-from shared.schema import control, target
+from shared.schema import control, ledger, target
 from shared.schema.base import Base
 
 metadata = Base.metadata
 
-__all__ = ["Base", "control", "metadata", "target"]
+__all__ = ["Base", "control", "ledger", "metadata", "target"]

@@ -4,12 +4,14 @@ the idempotency ledger and dead letters. They are the history of a migration and
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.schema.base import Base, utcnow
+from shared.schema.money import Money
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -148,3 +150,37 @@ class DeadLetter(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class InvoicePlan(Base):
+    """An invoice as the producer worked it out from file order: which account, which ``CloseInvoice``
+    (the ``close_no``-th of the run) closed it, its name and sequence. Ledger lines carry the plan's
+    number, so every worker builds the same invoice whatever order the lines arrive in."""
+
+    __tablename__ = "invoice_plans"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    plan: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(255))
+    sequence: Mapped[int | None] = mapped_column(Integer)
+    closed: Mapped[bool] = mapped_column(Boolean, default=False)
+    printed: Mapped[bool] = mapped_column(Boolean, default=False)
+    opening: Mapped[bool] = mapped_column(Boolean, default=False)
+    close_no: Mapped[int | None] = mapped_column(Integer)
+    source_file: Mapped[str] = mapped_column(Text)
+    line: Mapped[int | None] = mapped_column(Integer)
+
+
+class SourceTotal(Base):
+    """What the source said, per run and account, summed by the producer while reading: the other
+    side of `cutover reconcile`. Amounts as read (a Credit is Credit × Bulk)."""
+
+    __tablename__ = "source_totals"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    account: Mapped[str] = mapped_column(String(255), primary_key=True)
+    debits: Mapped[Decimal] = mapped_column(Money())
+    credits: Mapped[Decimal] = mapped_column(Money())
+    taxes: Mapped[Decimal] = mapped_column(Money())
+    payments: Mapped[Decimal] = mapped_column(Money())

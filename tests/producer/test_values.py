@@ -115,11 +115,17 @@ def test_not_booleans(text: str) -> None:
 
 
 @pytest.mark.parametrize(("text", "expected"), [("26.7", "26.7"), ("2.0000", "2.0000"), ("0", "0"), (" 10.50 ", "10.50"),
-                                                ("0.1", "0.1"), ("123456789012.345678", "123456789012.345678")])
+                                                ("0.1", "0.1"), ("123456789012.3456", "123456789012.3456")])
 def test_amounts_are_exact_decimals(text: str, expected: str) -> None:
     out = parse_amount("Debit", text)
     assert out == expected
     assert Decimal(out) == Decimal(text.strip()), "no float rounding"
+
+
+@pytest.mark.parametrize("text", ["123456789012.345678", "0.00001", "100000000000000"])
+def test_amounts_beyond_four_places_or_the_column_size_are_refused(text: str) -> None:
+    with pytest.raises(InvalidValue):
+        parse_amount("Debit", text)
 
 
 @pytest.mark.parametrize("text", ["-1", "-26.70", "-0.01"])

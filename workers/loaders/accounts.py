@@ -1,12 +1,14 @@
-"""Accounts: ``User`` (the account itself) and ``ChildAccount`` (its place under a parent)."""
+"""Accounts: ``User`` (the account itself) and ``ChildAccount`` (its place under a parent, refused
+once the account has invoices)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from shared.errors import InvalidValue, RuleViolation
+from shared.schema.ledger import Invoice
 from shared.schema.target import Account
 from workers.context import LoadContext, Loaded
 from workers.loaders import loader
@@ -63,12 +65,24 @@ def load_child_account(ctx: LoadContext) -> Loaded:
     if child.parent_id == parent.id:
         return Loaded(child.id, "skipped")
     _refuse_cycle(ctx, child, parent)
+    _refuse_if_invoiced(ctx, child)
     if child.parent_id is not None:
         def update() -> None:
             child.parent_id = parent.id
         return ctx.existing(child.id, update)
     child.parent_id = parent.id
     return Loaded(child.id)
+
+
+def _refuse_if_invoiced(ctx: LoadContext, child: Account) -> None:
+    """The seed's alert: placing an account under a parent after it has invoices leaves them behind."""
+    invoices = ctx.session.scalar(select(func.count()).select_from(Invoice).where(Invoice.account_id == child.id)) or 0
+    if invoices:
+        raise RuleViolation(
+            f"account {child.name!r} already has {invoices} invoice(s): its invoices would not transfer and display "
+            "correctly on the new parent", field="Name", value=child.name,
+            hint="ChildAccount is for the initial import only: load ChildAccount records before the ledger, or move "
+                 "the account in the billing system's tools (which moves its invoices)")
 
 
 def _lock(ctx: LoadContext, account: Account) -> Account:

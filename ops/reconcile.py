@@ -1,0 +1,233 @@
+"""`cutover reconcile RUN`: what the source said against what the target holds.
+
+The source side was summed by the producer while reading (``source_totals``: debits, credits,
+stated taxes and payments per account). The target side is summed from the rows the run's records
+made (ledger lines and payments, found by their idempotency keys). Records that are dead-lettered or
+blocked explain their own share; anything else that differs is listed, down to the rows that
+disagree with their source record. Counts per entity must also add up, and every committed ledger
+record must still have its row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
+
+from shared.dispatch import OUTCOMES, live_counts
+from shared.money import METRICS, TAX_SLOTS, ZERO, Figures, source_figures
+from shared.schema.control import DeadLetter, Run, SourceTotal, StagedRecord
+from shared.schema.ledger import Payment, Transaction
+from shared.schema.target import Account
+
+LINES = ("Debit", "Credit", "OpeningBalance")
+LOADED = ("committed", "skipped")
+ROWS_LISTED = 20
+
+
+@dataclass
+class Difference:
+    account: str
+    metric: str
+    source: Decimal
+    parked: Decimal
+    found: Decimal
+
+    @property
+    def expected(self) -> Decimal:
+        return self.source - self.parked
+
+    def text(self) -> str:
+        parked = f" − {self.parked} parked" if self.parked else ""
+        return (f"account {self.account!r} {self.metric}: source {self.source}{parked} = {self.expected} expected, "
+                f"target has {self.found} (off by {self.found - self.expected})")
+
+
+@dataclass
+class Reconciliation:
+    run_id: str
+    accounts: int = 0
+    source: Figures = field(default_factory=Figures)
+    parked: Figures = field(default_factory=Figures)
+    found: Figures = field(default_factory=Figures)
+    ignored_tax: Decimal = ZERO
+    computed_tax: Decimal = ZERO
+    differences: list[Difference] = field(default_factory=list)
+    rows: list[str] = field(default_factory=list)
+    """Rows that disagree with their source record, or are missing."""
+    counts: list[str] = field(default_factory=list)
+    """Entities whose read count is not committed + skipped + dead + blocked."""
+    pending: int = 0
+    refused_at_read: int = 0
+    """Money records the reader refused: in no total on either side, but dead letters to act on."""
+
+    @property
+    def reconciled(self) -> bool:
+        return not (self.differences or self.rows or self.counts or self.pending)
+
+    def as_dict(self) -> dict[str, Any]:
+        def money(f: Figures) -> dict[str, str]:
+            return {k: str(v) for k, v in f.as_dict().items()}
+        return {
+            "run_id": self.run_id, "reconciled": self.reconciled, "accounts": self.accounts,
+            "source": money(self.source), "parked": money(self.parked), "target": money(self.found),
+            "ignored_tax": str(self.ignored_tax), "computed_tax": str(self.computed_tax),
+            "differences": [{"account": d.account, "metric": d.metric, "source": str(d.source), "parked": str(d.parked),
+                             "expected": str(d.expected), "found": str(d.found)} for d in self.differences],
+            "rows": self.rows, "counts": self.counts, "pending": self.pending, "refused_at_read": self.refused_at_read,
+        }
+
+    def lines(self) -> Iterator[str]:
+        """The verdict for people, with every difference."""
+        if self.reconciled and not self.accounts:
+            yield "reconciled: no ledger money in this run; every record read is accounted for"
+        elif self.reconciled:
+            parked = "" if self.parked == Figures() else (
+                f"; parked in dead letters: {', '.join(f'{k} {v}' for k, v in self.parked.as_dict().items() if v)}")
+            yield (f"reconciled: {self.accounts} account(s), debits {self.found.debits}, credits {self.found.credits}, "
+                   f"taxes {self.found.taxes}, payments {self.found.payments} as the source says{parked}")
+        else:
+            yield f"NOT reconciled: {len(self.differences)} money difference(s), {len(self.rows)} row(s), " \
+                  f"{len(self.counts)} count(s) off" + (f", {self.pending} record(s) still loading" if self.pending else "")
+        if self.refused_at_read:
+            yield (f"note: {self.refused_at_read} ledger record(s) were refused while reading and are in no total: "
+                   f"fix them in the file (cutover dlq list --run {self.run_id})")
+        if self.ignored_tax:
+            yield (f"note: taxes of {self.ignored_tax} stated by the source were ignored: their TaxCode has no rate for "
+                   "that slot (the seed's rule)")
+        if self.computed_tax:
+            yield f"note: taxes of {self.computed_tax} were computed by ApplyTax (not stated by the source)"
+        yield from self.counts
+        for difference in self.differences:
+            yield difference.text()
+        yield from self.rows
+
+
+def reconcile(session: Session, run_id: str) -> Reconciliation:
+    run = session.get(Run, run_id)
+    if run is None or run.kind != "run":
+        from shared.errors import ConfigError
+
+        raise ConfigError(f"no run {run_id!r} to reconcile (replays are reconciled through the run they replay)")
+    result = Reconciliation(run_id)
+    _check_counts(session, run_id, result)
+    source = {t.account: Figures(t.debits, t.credits, t.taxes, t.payments)
+              for t in session.scalars(select(SourceTotal).where(SourceTotal.run_id == run_id))}
+    parked = _parked(session, run_id)
+    found = _target(session, run_id, result)
+    result.accounts = len(source)
+    for account in sorted(set(source) | set(found)):
+        s, p, f = source.get(account, Figures()), parked.get(account, Figures()), found.get(account, Figures())
+        result.source, result.parked, result.found = result.source + s, result.parked + p, result.found + f
+        for metric in METRICS:
+            sv, pv, fv = getattr(s, metric), getattr(p, metric), getattr(f, metric)
+            if sv - pv != fv:
+                result.differences.append(Difference(account, metric, sv, pv, fv))
+    _check_rows(session, run_id, {d.account for d in result.differences}, result)
+    result.refused_at_read = session.scalar(
+        select(func.count()).select_from(DeadLetter)
+        .where(DeadLetter.run_id == run_id, DeadLetter.stage == "read", DeadLetter.entity.in_((*LINES, "Payment")))) or 0
+    return result
+
+
+def _check_counts(session: Session, run_id: str, result: Reconciliation) -> None:
+    for entity, c in sorted(live_counts(session, run_id).items()):
+        result.pending += c["pending"]
+        done = sum(c[o] for o in OUTCOMES)
+        if c["read"] != done + c["pending"]:
+            result.counts.append(f"{entity}: read {c['read']} but {done} accounted for "
+                                 f"({', '.join(f'{o} {c[o]}' for o in OUTCOMES)})")
+
+
+def _ledger_records(run_id: str, statuses: tuple[str, ...]) -> Any:
+    return select(StagedRecord).where(StagedRecord.run_id == run_id, StagedRecord.status.in_(statuses),
+                                      StagedRecord.entity.in_((*LINES, "Payment")))
+
+
+def _parked(session: Session, run_id: str) -> dict[str, Figures]:
+    """Money of records that were read but wait in the dead-letter store (not those refused at read:
+    the source totals never counted them)."""
+    out: dict[str, Figures] = {}
+    read_stage = select(DeadLetter.record_id).where(DeadLetter.run_id == run_id, DeadLetter.stage == "read")
+    for record in session.scalars(_ledger_records(run_id, ("dead", "blocked")).where(StagedRecord.id.not_in(read_stage))):
+        account = record.payload.get("User", "")
+        out[account] = out.get(account, Figures()) + source_figures(record.entity, record.payload)
+    return out
+
+
+def _loaded_keys(run_id: str, entities: tuple[str, ...]) -> Any:
+    return select(StagedRecord.key).where(StagedRecord.run_id == run_id, StagedRecord.status.in_(LOADED),
+                                          StagedRecord.entity.in_(entities))
+
+
+def _target(session: Session, run_id: str, result: Reconciliation) -> dict[str, Figures]:
+    out: dict[str, Figures] = {}
+    taxes = [func.sum(getattr(Transaction, f"tax{i}")) for i in TAX_SLOTS]
+    for account, applied, debits, credits, ignored, *slots in session.execute(
+        select(Account.name, Transaction.tax_applied, func.sum(Transaction.debit), func.sum(Transaction.credit),
+               func.sum(Transaction.ignored_tax), *taxes)
+        .join(Account, Account.id == Transaction.account_id)
+        .where(Transaction.source_key.in_(_loaded_keys(run_id, LINES)))
+        .group_by(Account.name, Transaction.tax_applied)
+    ):
+        slot_total = sum((s or ZERO for s in slots), ZERO)
+        stated = (ignored or ZERO) + (ZERO if applied else slot_total)
+        if applied:
+            result.computed_tax += slot_total
+        result.ignored_tax += ignored or ZERO
+        out[account] = out.get(account, Figures()) + Figures(debits or ZERO, credits or ZERO, stated)
+    for account, paid in session.execute(
+        select(Account.name, func.sum(Payment.amount)).join(Account, Account.id == Payment.account_id)
+        .where(Payment.source_key.in_(_loaded_keys(run_id, ("Payment",)))).group_by(Account.name)
+    ):
+        out[account] = out.get(account, Figures()) + Figures(payments=paid or ZERO)
+    return out
+
+
+def _row_figures(row: Transaction | Payment) -> Figures:
+    if isinstance(row, Payment):
+        return Figures(payments=row.amount)
+    stated = row.ignored_tax + (ZERO if row.tax_applied else sum((getattr(row, f"tax{i}") for i in TAX_SLOTS), ZERO))
+    return Figures(row.debit, row.credit, stated)
+
+
+def _check_rows(session: Session, run_id: str, accounts: set[str], result: Reconciliation) -> None:
+    """Every loaded ledger record still has its row; for accounts that differ, name the rows."""
+    missing = _missing_rows(session, run_id)
+    for record in missing[:ROWS_LISTED]:
+        result.rows.append(f"{record.source_file}:{record.line} {record.entity} ({record.status}): its row is missing "
+                           "from the target")
+    if len(missing) > ROWS_LISTED:
+        result.rows.append("… and more missing rows")
+    if not accounts:
+        return
+    listed = 0
+    for record in session.scalars(_ledger_records(run_id, LOADED).order_by(StagedRecord.id)).yield_per(1000):
+        if record.payload.get("User") not in accounts:
+            continue
+        row: Transaction | Payment | None = (
+            session.scalars(select(Payment).where(Payment.source_key == record.key)).first() if record.entity == "Payment"
+            else session.scalars(select(Transaction).where(Transaction.source_key == record.key)).first())
+        if row is None:
+            continue
+        said, holds = source_figures(record.entity, record.payload), _row_figures(row)
+        if said != holds and listed < ROWS_LISTED:
+            listed += 1
+            wrong = ", ".join(f"{m} source {getattr(said, m)}, target {getattr(holds, m)}" for m in METRICS
+                              if getattr(said, m) != getattr(holds, m))
+            result.rows.append(f"{record.source_file}:{record.line} {record.entity} → {row.__tablename__} #{row.id}: {wrong}")
+
+
+def _missing_rows(session: Session, run_id: str) -> list[StagedRecord]:
+    out: list[StagedRecord] = []
+    for model, entities in ((Transaction, LINES), (Payment, ("Payment",))):
+        has_row: ColumnElement[bool] = select(model.id).where(model.source_key == StagedRecord.key).exists()
+        out.extend(session.scalars(
+            select(StagedRecord).where(StagedRecord.run_id == run_id, StagedRecord.status.in_(LOADED),
+                                       StagedRecord.entity.in_(entities), ~has_row).order_by(StagedRecord.id)
+            .limit(ROWS_LISTED + 1)))
+    return out

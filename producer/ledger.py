@@ -1,0 +1,258 @@
+"""Invoices from file order, settled by the producer so no worker depends on message order.
+
+The engageip ledger says which invoice a line belongs to only by position: every ``Debit`` and
+``Credit`` goes on its account's open invoice, and a ``CloseInvoice`` closes it (with ``User``, that
+account's; without, every account that got a line since the previous close in the same file). While
+reading, :class:`InvoicePlanner` turns that into *invoice plans*: each line and close carries the
+number of its plan, and the plan says which account, whether it is closed and printed, and its name.
+After reading, :func:`resolve_plans` gives every plan its sequence number against what the target
+already holds. The producer also sums, per account, the money the source states: the source side
+of `cutover reconcile`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from producer.readers.base import RawRecord
+from producer.readers.values import MONEY_LIMIT
+from shared.errors import InvalidValue, RecordError, RuleViolation
+from shared.money import Figures, source_figures
+from shared.schema.control import InvoicePlan, LedgerEntry, SourceTotal, StagedRecord
+from shared.schema.ledger import Invoice, Transaction
+from shared.schema.target import Account
+
+LINES = ("Debit", "Credit")
+MONEY_RECORDS = ("Debit", "Credit", "OpeningBalance", "Payment")
+PLAN_FIELD = "_plan"
+CLOSE_FIELD = "_close"
+
+
+@dataclass
+class Plan:
+    """An invoice being assembled while reading."""
+
+    plan: int
+    account: str
+    source_file: str
+    line: int | None
+    name: str | None = None
+    closed: bool = False
+    printed: bool = False
+    opening: bool = False
+    close_no: int | None = None
+
+    def row(self, run_id: str) -> dict[str, object]:
+        return {"run_id": run_id, "plan": self.plan, "account": self.account, "name": self.name, "closed": self.closed,
+                "printed": self.printed, "opening": self.opening, "close_no": self.close_no,
+                "source_file": self.source_file, "line": self.line}
+
+
+@dataclass
+class InvoicePlanner:
+    """Follows ledger records in file order. Memory grows with the accounts that have an open invoice
+    and with the accounts in the ledger (their source totals), not with the number of lines."""
+
+    next_plan: int = 0
+    closes: int = 0
+    open: dict[str, Plan] = field(default_factory=dict)
+    touched: dict[str, None] = field(default_factory=dict)
+    """Accounts that got a line since the previous bare CloseInvoice of this file, in order."""
+    finished: list[Plan] = field(default_factory=list)
+    totals: dict[str, Figures] = field(default_factory=dict)
+
+    def start_file(self) -> None:
+        """A bare CloseInvoice closes what its own file touched; open invoices stay open across files."""
+        self.touched.clear()
+
+    def observe(self, raw: RawRecord) -> None:
+        """Annotate one record (``raw.derived``) or give it its read-time error."""
+        if raw.error is not None or raw.entity not in (*MONEY_RECORDS, "CloseInvoice"):
+            return
+        try:
+            _check_rules(raw)
+            if raw.entity in LINES:
+                self._line(raw)
+            elif raw.entity == "OpeningBalance":
+                self._opening_balance(raw)
+            elif raw.entity == "CloseInvoice":
+                self._close(raw)
+        except RecordError as error:
+            raw.error = error
+            return
+        if raw.entity in MONEY_RECORDS:
+            account = raw.fields["User"]
+            self.totals[account] = self.totals.get(account, Figures()) + source_figures(raw.entity, raw.fields)
+
+    def _open_plan(self, raw: RawRecord) -> Plan:
+        account = raw.fields["User"]
+        plan = self.open.get(account)
+        if plan is None:
+            self.next_plan += 1
+            plan = self.open[account] = Plan(self.next_plan, account, raw.position.file, raw.position.line)
+        return plan
+
+    def _line(self, raw: RawRecord) -> None:
+        plan = self._open_plan(raw)
+        self.touched[plan.account] = None
+        raw.derived[PLAN_FIELD] = str(plan.plan)
+
+    def _opening_balance(self, raw: RawRecord) -> None:
+        """The seed's procedure: the amount goes on the open invoice (a new one if none is open),
+        which is then closed and marked printed, so it is never sent to the customer."""
+        plan = self._open_plan(raw)
+        plan.opening = plan.closed = plan.printed = True
+        raw.derived[PLAN_FIELD] = str(plan.plan)
+        self._finish([plan], close_no=None)
+
+    def _close(self, raw: RawRecord) -> None:
+        user, name = raw.fields.get("User"), raw.fields.get("Name")
+        if user:
+            plan = self.open.get(user)
+            if plan is None:
+                raise RuleViolation(f"CloseInvoice for {user!r} closes nothing: no Debit or Credit for that account since "
+                                    "its previous close", field="User", value=user,
+                                    hint="remove the record, or check the account name (names are case-sensitive)")
+            plans = [plan]
+        else:
+            plans = [self.open[a] for a in self.touched if a in self.open]
+            if not plans:
+                raise RuleViolation("CloseInvoice closes nothing: no Debit or Credit since the previous CloseInvoice "
+                                    "in this file", field="CloseInvoice", value=raw.fields.get("CloseInvoice", ""),
+                                    hint="remove the record")
+            if name and len(plans) > 1:
+                raise InvalidValue(f"CloseInvoice Name {name!r} would name {len(plans)} invoices "
+                                   f"({', '.join(p.account for p in plans[:5])}…)", field="Name", value=name,
+                                   hint="give User with Name, to name one account's invoice")
+        self.closes += 1
+        for plan in plans:
+            plan.closed = True
+            plan.printed = raw.fields.get("Printed") == "true"
+            plan.name = name or plan.name
+        raw.derived[CLOSE_FIELD] = str(self.closes)
+        if user:
+            raw.derived[PLAN_FIELD] = str(plans[0].plan)
+        self._finish(plans, close_no=self.closes)
+
+    def _finish(self, plans: list[Plan], close_no: int | None) -> None:
+        for plan in plans:
+            plan.close_no = close_no
+            self.open.pop(plan.account, None)
+            self.touched.pop(plan.account, None)
+        self.finished.extend(plans)
+
+    def drain(self, final: bool = False) -> list[Plan]:
+        """Plans ready to be written: the closed ones, and at the end the ones left open."""
+        out, self.finished = self.finished, []
+        if final:
+            out.extend(self.open.values())
+            self.open.clear()
+        return out
+
+
+def _check_rules(raw: RawRecord) -> None:
+    fields = raw.fields
+    bulk = fields.get("Bulk")
+    if bulk is not None and Decimal(bulk) <= 0:
+        raise InvalidValue(f"Bulk {bulk} must be more than 0", field="Bulk", value=bulk,
+                           hint="Bulk multiplies the Credit amount (default 1)")
+    if bulk is not None and Decimal(fields.get("Credit", "0")) * Decimal(bulk) >= MONEY_LIMIT:
+        raise InvalidValue(f"Credit × Bulk ({fields.get('Credit')} × {bulk}) is too large for an amount", field="Bulk",
+                           value=bulk, hint=f"amounts must be below {MONEY_LIMIT:,.0f}")
+    start, end = fields.get("PeriodStart"), fields.get("PeriodEnd")
+    if start and end and datetime.fromisoformat(start) > _end_of(end):
+        raise InvalidValue(f"PeriodStart {start} is after PeriodEnd {end}", field="PeriodEnd", value=end,
+                           hint="a service period starts on or before its end")
+
+
+def _end_of(text: str) -> datetime:
+    """A date without a time ends at the end of that day."""
+    moment = datetime.fromisoformat(text)
+    return moment.replace(hour=23, minute=59, second=59) if "T" not in text else moment
+
+
+def write_plans(session: Session, run_id: str, plans: list[Plan]) -> None:
+    if plans:
+        session.execute(insert(InvoicePlan), [p.row(run_id) for p in plans])
+
+
+def write_totals(session: Session, run_id: str, totals: dict[str, Figures]) -> None:
+    if totals:
+        session.execute(insert(SourceTotal), [{"run_id": run_id, "account": account, **figures.as_dict()}
+                                              for account, figures in totals.items()])
+
+
+# -- after reading: sequence numbers against the target ------------------------------------------
+
+@dataclass
+class _Known:
+    """What the target already holds for one account."""
+
+    highest: int = 0
+    open_invoice: tuple[int, str] | None = None
+
+
+def resolve_plans(session: Session, run_id: str) -> int:
+    """Give each plan its invoice sequence and name. A plan whose lines were loaded before (the
+    same file run again) keeps that invoice; the account's first new plan continues an invoice the
+    target left open; the others count on from the account's highest sequence. Returns plans resolved."""
+    loaded = dict(_plans_loaded_before(session, run_id))
+    accounts = _known_invoices(session, run_id)
+    claimed: set[tuple[str, int]] = {(a, seq) for a, seq, _ in loaded.values()}
+    changes: list[dict[str, object]] = []
+    first_new_seen: set[str] = set()
+    for plan in session.scalars(select(InvoicePlan).where(InvoicePlan.run_id == run_id)
+                                .order_by(InvoicePlan.account, InvoicePlan.plan)):
+        known = accounts.setdefault(plan.account, _Known())
+        if plan.plan in loaded:
+            _, sequence, name = loaded[plan.plan]
+        elif (plan.account not in first_new_seen and known.open_invoice is not None
+              and (plan.account, known.open_invoice[0]) not in claimed):
+            sequence, name = known.open_invoice
+        else:
+            known.highest += 1
+            sequence, name = known.highest, plan.name or f"{plan.account}-{known.highest}"
+        first_new_seen.add(plan.account)
+        claimed.add((plan.account, sequence))
+        changes.append({"run_id": run_id, "plan": plan.plan, "sequence": sequence, "name": plan.name or name})
+    if changes:
+        session.execute(update(InvoicePlan), changes)  # bulk UPDATE by primary key
+    return len(changes)
+
+
+def _plans_loaded_before(session: Session, run_id: str) -> Iterator[tuple[int, tuple[str, int, str]]]:
+    """Plans with a line whose idempotency key is already in the ledger: that line's invoice."""
+    rows = session.execute(
+        select(StagedRecord.payload, Account.name, Invoice.sequence, Invoice.name)
+        .join(LedgerEntry, LedgerEntry.key == StagedRecord.key)
+        .join(Transaction, Transaction.id == LedgerEntry.target_id)
+        .join(Invoice, Invoice.id == Transaction.invoice_id)
+        .join(Account, Account.id == Invoice.account_id)
+        .where(StagedRecord.run_id == run_id, StagedRecord.entity.in_(("Debit", "Credit", "OpeningBalance")),
+               LedgerEntry.entity == StagedRecord.entity)
+    )
+    for payload, account, sequence, name in rows:
+        if PLAN_FIELD in payload:
+            yield int(payload[PLAN_FIELD]), (account, sequence, name)
+
+
+def _known_invoices(session: Session, run_id: str) -> dict[str, _Known]:
+    names = select(InvoicePlan.account).where(InvoicePlan.run_id == run_id).distinct().scalar_subquery()
+    known: dict[str, _Known] = {}
+    for account, highest in session.execute(
+        select(Account.name, func.max(Invoice.sequence)).join(Invoice, Invoice.account_id == Account.id)
+        .where(Account.name.in_(names)).group_by(Account.name)
+    ):
+        known[account] = _Known(highest or 0)
+    for account, sequence, name in session.execute(
+        select(Account.name, Invoice.sequence, Invoice.name).join(Invoice, Invoice.account_id == Account.id)
+        .where(Account.name.in_(names), Invoice.state == "open").order_by(Invoice.sequence)
+    ):
+        known[account].open_invoice = (sequence, name)
+    return known
