@@ -19,12 +19,12 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from shared.dispatch import OUTCOMES, live_counts
-from shared.money import METRICS, TAX_SLOTS, ZERO, Figures, source_figures
+from shared.errors import ConfigError
+from shared.money import INVOICE_LINES, METRICS, MONEY_RECORDS, TAX_SLOTS, ZERO, Figures, source_figures
 from shared.schema.control import DeadLetter, Run, SourceTotal, StagedRecord
 from shared.schema.ledger import Payment, Transaction
 from shared.schema.target import Account
 
-LINES = ("Debit", "Credit", "OpeningBalance")
 LOADED = ("committed", "skipped")
 ROWS_LISTED = 20
 
@@ -110,8 +110,6 @@ class Reconciliation:
 def reconcile(session: Session, run_id: str) -> Reconciliation:
     run = session.get(Run, run_id)
     if run is None or run.kind != "run":
-        from shared.errors import ConfigError
-
         raise ConfigError(f"no run {run_id!r} to reconcile (replays are reconciled through the run they replay)")
     result = Reconciliation(run_id)
     _check_counts(session, run_id, result)
@@ -130,7 +128,7 @@ def reconcile(session: Session, run_id: str) -> Reconciliation:
     _check_rows(session, run_id, {d.account for d in result.differences}, result)
     result.refused_at_read = session.scalar(
         select(func.count()).select_from(DeadLetter)
-        .where(DeadLetter.run_id == run_id, DeadLetter.stage == "read", DeadLetter.entity.in_((*LINES, "Payment")))) or 0
+        .where(DeadLetter.run_id == run_id, DeadLetter.stage == "read", DeadLetter.entity.in_(MONEY_RECORDS))) or 0
     return result
 
 
@@ -145,7 +143,7 @@ def _check_counts(session: Session, run_id: str, result: Reconciliation) -> None
 
 def _ledger_records(run_id: str, statuses: tuple[str, ...]) -> Any:
     return select(StagedRecord).where(StagedRecord.run_id == run_id, StagedRecord.status.in_(statuses),
-                                      StagedRecord.entity.in_((*LINES, "Payment")))
+                                      StagedRecord.entity.in_(MONEY_RECORDS))
 
 
 def _parked(session: Session, run_id: str) -> dict[str, Figures]:
@@ -171,7 +169,7 @@ def _target(session: Session, run_id: str, result: Reconciliation) -> dict[str, 
         select(Account.name, Transaction.tax_applied, func.sum(Transaction.debit), func.sum(Transaction.credit),
                func.sum(Transaction.ignored_tax), *taxes)
         .join(Account, Account.id == Transaction.account_id)
-        .where(Transaction.source_key.in_(_loaded_keys(run_id, LINES)))
+        .where(Transaction.source_key.in_(_loaded_keys(run_id, INVOICE_LINES)))
         .group_by(Account.name, Transaction.tax_applied)
     ):
         slot_total = sum((s or ZERO for s in slots), ZERO)
@@ -224,7 +222,7 @@ def _check_rows(session: Session, run_id: str, accounts: set[str], result: Recon
 
 def _missing_rows(session: Session, run_id: str) -> list[StagedRecord]:
     out: list[StagedRecord] = []
-    for model, entities in ((Transaction, LINES), (Payment, ("Payment",))):
+    for model, entities in ((Transaction, INVOICE_LINES), (Payment, ("Payment",))):
         has_row: ColumnElement[bool] = select(model.id).where(model.source_key == StagedRecord.key).exists()
         out.extend(session.scalars(
             select(StagedRecord).where(StagedRecord.run_id == run_id, StagedRecord.status.in_(LOADED),

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shared.dispatch import OUTCOMES
 from shared.errors import ConfigError
 from shared.schema.control import DeadLetter, Run, StagedRecord
 
@@ -38,8 +39,8 @@ def report_rows(session: Session, run_id: str) -> Iterator[dict[str, Any]]:
         failed = row.status in ("dead", "blocked")
         yield {
             "source_file": row.source_file, "line": row.line, "column": row.col, "entity": row.entity,
-            "idempotency_key": row.key, "outcome": row.status if row.status in ("committed", "skipped", "dead", "blocked")
-            else "pending", "target_id": row.target_id,
+            "idempotency_key": row.key, "outcome": row.status if row.status in OUTCOMES else "pending",
+            "target_id": row.target_id,
             "error_class": row.error_class if failed else None, "error": row.message if failed else None,
             "field": row.field if failed else None, "value": row.value if failed else None,
             "hint": row.hint if failed else None, "dead_letter_id": row.id, "letter_state": row.state,

@@ -11,7 +11,6 @@ from typing import Any
 from celery import Celery
 from rich.console import Console
 from rich.live import Live
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ops import exitcodes
@@ -23,9 +22,10 @@ from producer.readers.base import ReadOptions
 from producer.replay import LetterFilter, plan_replay
 from producer.staging import Stager, new_run_id, resolve_sources
 from shared.celery_app import DISPATCH_RESUME, DISPATCH_START
+from shared.dispatch import runs_of
 from shared.entities import CONTROL_QUEUE, REGISTRY
 from shared.errors import ConfigError, SourceError
-from shared.schema.control import Run, StagedRecord
+from shared.schema.control import Run
 from shared.settings import Settings
 from shared.vault import Vault
 
@@ -173,11 +173,6 @@ def _wait_and_summarise(sf: sessionmaker[Session], run_id: str, workers: LocalWo
             code = exitcodes.NOT_RECONCILED
     return code, doc
 
-
-def runs_of(session: Session, dispatch_id: str) -> list[str]:
-    """The runs a dispatch loaded records of: itself, or for a replay the runs it replayed."""
-    return list(session.scalars(select(StagedRecord.run_id).where(StagedRecord.dispatch_id == dispatch_id).distinct()
-                                .order_by(StagedRecord.run_id)))
 
 
 class _NoLive:

@@ -23,13 +23,12 @@ from sqlalchemy.orm import Session
 from producer.readers.base import RawRecord
 from producer.readers.values import MONEY_LIMIT
 from shared.errors import InvalidValue, RecordError, RuleViolation
-from shared.money import Figures, source_figures
+from shared.money import INVOICE_LINES, LEDGER_ENTITIES, MONEY_RECORDS, Figures, source_figures
 from shared.schema.control import InvoicePlan, LedgerEntry, SourceTotal, StagedRecord
 from shared.schema.ledger import Invoice, Transaction
 from shared.schema.target import Account
 
-LINES = ("Debit", "Credit")
-MONEY_RECORDS = ("Debit", "Credit", "OpeningBalance", "Payment")
+CHARGES = ("Debit", "Credit")
 PLAN_FIELD = "_plan"
 CLOSE_FIELD = "_close"
 
@@ -73,11 +72,11 @@ class InvoicePlanner:
 
     def observe(self, raw: RawRecord) -> None:
         """Annotate one record (``raw.derived``) or give it its read-time error."""
-        if raw.error is not None or raw.entity not in (*MONEY_RECORDS, "CloseInvoice"):
+        if raw.error is not None or raw.entity not in LEDGER_ENTITIES:
             return
         try:
             _check_rules(raw)
-            if raw.entity in LINES:
+            if raw.entity in CHARGES:
                 self._line(raw)
             elif raw.entity == "OpeningBalance":
                 self._opening_balance(raw)
@@ -234,7 +233,7 @@ def _plans_loaded_before(session: Session, run_id: str) -> Iterator[tuple[int, t
         .join(Transaction, Transaction.id == LedgerEntry.target_id)
         .join(Invoice, Invoice.id == Transaction.invoice_id)
         .join(Account, Account.id == Invoice.account_id)
-        .where(StagedRecord.run_id == run_id, StagedRecord.entity.in_(("Debit", "Credit", "OpeningBalance")),
+        .where(StagedRecord.run_id == run_id, StagedRecord.entity.in_(INVOICE_LINES),
                LedgerEntry.entity == StagedRecord.entity)
     )
     for payload, account, sequence, name in rows:

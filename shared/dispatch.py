@@ -197,8 +197,14 @@ def _finish(session: Session, dispatch_id: str) -> None:
         return
     run.state = "completed"
     run.finished_at = utcnow()
-    for run_id in session.scalars(select(StagedRecord.run_id).where(StagedRecord.dispatch_id == dispatch_id).distinct()):
+    for run_id in runs_of(session, dispatch_id):
         snapshot_counts(session, run_id)
+
+
+def runs_of(session: Session, dispatch_id: str) -> list[str]:
+    """The runs a dispatch loaded records of: itself, or for a replay the runs it replayed."""
+    return list(session.scalars(select(StagedRecord.run_id).where(StagedRecord.dispatch_id == dispatch_id).distinct()
+                                .order_by(StagedRecord.run_id)))
 
 
 OUTCOMES = ("committed", "skipped", "dead", "blocked")

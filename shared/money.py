@@ -12,7 +12,11 @@ from shared.schema.money import QUANTUM
 ZERO = Decimal("0.0000")
 CENT = Decimal("0.01")
 TAX_SLOTS = (1, 2, 3, 4)
-LEDGER_ENTITIES = ("Debit", "Credit", "OpeningBalance", "CloseInvoice", "Payment")
+INVOICE_LINES = ("Debit", "Credit", "OpeningBalance")
+"""Records that become a transaction on an invoice."""
+MONEY_RECORDS = (*INVOICE_LINES, "Payment")
+"""Records whose money the producer sums and reconciliation compares."""
+LEDGER_ENTITIES = (*MONEY_RECORDS, "CloseInvoice")
 
 
 def money(text: str | None) -> Decimal:

@@ -72,16 +72,16 @@ def settle(session: Session, invoice: Invoice) -> None:
     the invoice's total still goes; the rest of a payment stays undisbursed."""
     remaining = max(invoice.total, ZERO)
     paid = ZERO
-    payments = session.scalars(select(Payment).where(Payment.invoice_id == invoice.id)
-                               .order_by(Payment.record_order, Payment.id)).all()
-    allocations = {a.payment_id: a for a in session.scalars(
-        select(PaymentAllocation).where(PaymentAllocation.invoice_id == invoice.id))}
-    for payment in payments:
+    rows = session.execute(
+        select(Payment, PaymentAllocation)
+        .outerjoin(PaymentAllocation, (PaymentAllocation.payment_id == Payment.id) & (PaymentAllocation.invoice_id == invoice.id))
+        .where(Payment.invoice_id == invoice.id).order_by(Payment.record_order, Payment.id)
+    ).all()
+    for payment, allocation in rows:
         share = min(payment.amount, remaining)
         remaining -= share
         paid += share
         payment.undisbursed = payment.amount - share
-        allocation = allocations.get(payment.id)
         if share > 0 and allocation is None:
             session.add(PaymentAllocation(payment_id=payment.id, invoice_id=invoice.id, amount=share))
         elif share > 0 and allocation is not None:

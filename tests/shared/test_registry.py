@@ -152,9 +152,8 @@ def test_default_user_keeps_password_secret(default: Registry) -> None:
 
 
 def test_every_default_entity_has_a_loader_and_a_lookup_key(default: Registry) -> None:
-    from workers.loaders import load_all
-
     from shared.money import LEDGER_ENTITIES
+    from workers.loaders import load_all
 
     loaders = load_all()
     for entity in default:

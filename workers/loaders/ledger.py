@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from shared.errors import RuleViolation, UnknownReference
 from shared.hints import hint_for
-from shared.money import TAX_SLOTS, ZERO, credit_amount, money, tax_on
+from shared.money import INVOICE_LINES, TAX_SLOTS, ZERO, credit_amount, money, tax_on
 from shared.schema.control import InvoicePlan
 from shared.schema.ledger import Invoice, Payment, Transaction
 from shared.schema.target import Account, ReferenceItem
@@ -107,7 +107,7 @@ def _day(text: str | None) -> date | None:
     return datetime.fromisoformat(text).date() if text else None
 
 
-@loader("Debit", "Credit", "OpeningBalance")
+@loader(*INVOICE_LINES)
 def load_line(ctx: LoadContext) -> Loaded:
     account = ctx.account("User")
     line = LINE_BUILDERS[ctx.entity.name](ctx, account)
