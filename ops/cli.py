@@ -57,24 +57,34 @@ def main() -> None:
 FORMATS = click.Choice(["engageip", "iteras", "csv"])
 
 
+def _iteras_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--manual-invoice-verification", is_flag=True,
+                      help="iteras: mark imported subscriptions for manual invoice verification (go-live safety).")(fn)
+    return click.option("--lenient-json", is_flag=True,
+                        help="iteras: accept // and /* */ comments and trailing commas, as in the seed's examples.")(fn)
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--format", "format_name", type=FORMATS, help="Source format (default: from the file extension).")
 @click.option("--day-first", is_flag=True, help="Dates read D/M/YYYY instead of M/D/YYYY.")
+@_iteras_options
 @click.option("--upsert", is_flag=True, help="Update rows whose natural key exists with different content.")
 @click.option("--wait/--no-wait", default=True, help="Wait for the run to finish, with a live display.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON (for scripts).")
 @click.option("--workers", "local_workers", type=int, default=None,
               help="Start N local worker processes (default with the embedded broker: one per core).")
 @click.option("--timeout", type=float, default=None, help="Stop waiting after this many seconds (exit 5).")
-def run(paths: tuple[Path, ...], format_name: str | None, day_first: bool, upsert: bool, wait: bool, as_json: bool,
+def run(paths: tuple[Path, ...], format_name: str | None, day_first: bool, lenient_json: bool,
+        manual_invoice_verification: bool, upsert: bool, wait: bool, as_json: bool,
         local_workers: int | None, timeout: float | None) -> None:
     """Stage FILES (or folders of them), publish one message per record in waves, and load them."""
 
     def go() -> int:
         from ops.runs import RunRequest, execute_run
 
-        request = RunRequest(list(paths), format_name, day_first, upsert, wait, as_json, local_workers, timeout)
+        request = RunRequest(list(paths), format_name, day_first, upsert, wait, as_json, local_workers, timeout,
+                             lenient_json, manual_invoice_verification)
         code, doc = execute_run(_settings(), request, _console(as_json))
         if as_json:
             click.echo(json.dumps({**doc, "exit_code": code}, indent=2))
@@ -87,16 +97,21 @@ def run(paths: tuple[Path, ...], format_name: str | None, day_first: bool, upser
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--format", "format_name", type=FORMATS, help="Source format (default: from the file extension).")
 @click.option("--day-first", is_flag=True, help="Dates read D/M/YYYY instead of M/D/YYYY.")
+@_iteras_options
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
-def validate(paths: tuple[Path, ...], format_name: str | None, day_first: bool, as_json: bool) -> None:
+def validate(paths: tuple[Path, ...], format_name: str | None, day_first: bool, lenient_json: bool,
+             manual_invoice_verification: bool, as_json: bool) -> None:
     """Check FILES completely without writing to the target; exit 3 when any record would fail."""
 
     def go() -> int:
         from dataclasses import asdict
 
         from ops.validate import validate as check
+        from producer.readers.base import ReadOptions
 
-        report = check(_settings(), list(paths), format_name, day_first)
+        options = ReadOptions(day_first=day_first, lenient_json=lenient_json,
+                              manual_invoice_verification=manual_invoice_verification)
+        report = check(_settings(), list(paths), format_name, options)
         if as_json:
             click.echo(json.dumps({"records": report.records, "findings": [asdict(f) for f in report.findings]}, indent=2))
         else:

@@ -23,6 +23,7 @@ from shared.errors import ConfigError
 from shared.money import INVOICE_LINES, METRICS, MONEY_RECORDS, TAX_SLOTS, ZERO, Figures, source_figures
 from shared.schema.control import DeadLetter, Run, SourceTotal, StagedRecord
 from shared.schema.ledger import Payment, Transaction
+from shared.schema.subscriptions import CustomerOverride, CustomerPayment
 from shared.schema.target import Account
 
 LOADED = ("committed", "skipped")
@@ -222,7 +223,8 @@ def _check_rows(session: Session, run_id: str, accounts: set[str], result: Recon
 
 def _missing_rows(session: Session, run_id: str) -> list[StagedRecord]:
     out: list[StagedRecord] = []
-    for model, entities in ((Transaction, INVOICE_LINES), (Payment, ("Payment",))):
+    for model, entities in ((Transaction, INVOICE_LINES), (Payment, ("Payment",)),
+                            (CustomerPayment, ("CustomerPayment",)), (CustomerOverride, ("CustomerOverride",))):
         has_row: ColumnElement[bool] = select(model.id).where(model.source_key == StagedRecord.key).exists()
         out.extend(session.scalars(
             select(StagedRecord).where(StagedRecord.run_id == run_id, StagedRecord.status.in_(LOADED),

@@ -42,6 +42,8 @@ class RunRequest:
     as_json: bool = False
     local_workers: int | None = None
     timeout: float | None = None
+    lenient_json: bool = False
+    manual_invoice_verification: bool = False
 
 
 def execute_run(settings: Settings, request: RunRequest, console: Console) -> tuple[int, dict[str, Any]]:
@@ -55,9 +57,12 @@ def execute_run(settings: Settings, request: RunRequest, console: Console) -> tu
     run_id = new_run_id()
     with broker(settings, request.local_workers) as (app, workers):
         try:
-            staged = stager.stage(sources, ReadOptions(day_first=day_first),
-                                  {"upsert": request.upsert, "date_order": "day-first" if day_first else "month-first"},
-                                  run_id=run_id)
+            options = ReadOptions(day_first=day_first, lenient_json=request.lenient_json,
+                                  manual_invoice_verification=request.manual_invoice_verification)
+            staged = stager.stage(sources, options, {
+                "upsert": request.upsert, "date_order": "day-first" if day_first else "month-first",
+                "lenient_json": request.lenient_json, "manual_invoice_verification": request.manual_invoice_verification,
+            }, run_id=run_id)
         except SourceError as exc:
             console.print(f"[red]run {run_id} refused:[/red] {exc}\nNothing was loaded.")
             return exitcodes.REFUSED, {"run_id": run_id, "state": "refused", "message": str(exc)}

@@ -29,7 +29,22 @@ def run_document(session: Session, run_id: str) -> dict[str, Any]:
         "finished_at": run.finished_at.isoformat(timespec="seconds") if run.finished_at else None,
         "entities": entities, "totals": totals,
         "balanced": not unbalanced if run.state == "completed" else None, "unbalanced": sorted(unbalanced),
+        "reminders": go_live_reminders(counts, run.options or {}),
     }
+
+
+def go_live_reminders(counts: dict[str, dict[str, int]], options: dict[str, Any]) -> list[str]:
+    """The seed's go-live advice, when the run imported subscriptions."""
+    loaded = counts.get("Subscription", {}).get("committed", 0)
+    if not loaded:
+        return []
+    if options.get("manual_invoice_verification"):
+        first = (f"{loaded} subscription(s) are marked for manual invoice verification: verify their invoices in the "
+                 "billing system before releasing them.")
+    else:
+        first = (f"{loaded} subscription(s) were imported without --manual-invoice-verification: the billing system will "
+                 "invoice them unverified; consider turning on manual verification of invoicing until the dust has settled.")
+    return [first, "Keep automatic dunning off until you have verified that reminders go to the right people."]
 
 
 def counts_table(doc: dict[str, Any], title: str | None = None) -> Table:
@@ -72,6 +87,8 @@ def print_summary(console: Console, session: Session, run_id: str) -> dict[str, 
         console.print(f"dead letters (details: {where}):")
         for line in digest:
             console.print(line, highlight=False, markup=False)
+    for reminder in doc["reminders"]:
+        console.print(f"[yellow]go-live:[/yellow] {reminder}")
     if doc["balanced"] is None:
         console.print(f"run {doc['state']}: {doc['totals']['pending']} record(s) still to load")
         return doc

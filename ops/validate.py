@@ -6,7 +6,7 @@ target database that is rolled back at the end."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sqlalchemy import select
@@ -20,6 +20,7 @@ from shared.entities import REGISTRY
 from shared.envelope import Envelope
 from shared.errors import ConfigError, Position
 from shared.schema.control import DeadLetter, StagedRecord
+from shared.sequences import DRY_RUN
 from shared.settings import Settings
 from shared.vault import Vault
 from workers.loaders import load_all
@@ -41,7 +42,7 @@ class ValidationReport:
     findings: list[Finding] = field(default_factory=list)
 
 
-def validate(settings: Settings, paths: list[Path], format_name: str | None, day_first: bool) -> ValidationReport:
+def validate(settings: Settings, paths: list[Path], format_name: str | None, options: ReadOptions) -> ValidationReport:
     """Raises SourceError for a file that cannot be read at all."""
     logging.getLogger("cutover.worker").setLevel(logging.ERROR)  # findings are the report, not log lines
     database(settings)
@@ -52,9 +53,11 @@ def validate(settings: Settings, paths: list[Path], format_name: str | None, day
     with engine_for(settings.effective_database_url).connect() as conn:
         outer = conn.begin()
         try:
-            sf = sessionmaker(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
-            staged = Stager(sf, REGISTRY, vault, settings.chunk_size).stage(
-                sources, ReadOptions(day_first=day_first or settings.day_first), {"validate": True})
+            sf = sessionmaker(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False,
+                              info={DRY_RUN: True})
+            if settings.day_first:
+                options = replace(options, day_first=True)
+            staged = Stager(sf, REGISTRY, vault, settings.chunk_size).stage(sources, options, {"validate": True})
             run_id = staged.run_id
             with sf() as session:
                 pending = session.execute(

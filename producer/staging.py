@@ -6,7 +6,8 @@ the producer everything that depends on file order, so no worker ever does:
   a later different one is a conflict);
 * chunk numbers per wave, the unit of dispatch;
 * which invoice each ledger line belongs to, and the source's money per account
-  (``producer.ledger``).
+  (``producer.ledger``);
+* the ids of customers the source gave none (``producer.customers``).
 
 Memory stays flat: records go to the database in batches, and only per-entity counters are kept.
 A file-level error (not well-formed, DTD, unreadable) refuses the whole run: nothing staged remains.
@@ -26,6 +27,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from producer.customers import assign_customer_ids, highest_given_id
 from producer.ledger import InvoicePlanner, Plan, resolve_plans, write_plans, write_totals
 from producer.readers.base import RawRecord, ReadOptions, detect_format, reader_for
 from shared.envelope import content_digest, idempotency_key, natural_key_text, show_key
@@ -52,6 +54,7 @@ class StagingResult:
     dead_at_read: int = 0
     duplicates_skipped: int = 0
     conflicts: int = 0
+    highest_customer_id: int = 0
 
 
 def new_run_id(kind: str = "run") -> str:
@@ -97,6 +100,7 @@ class Stager:
                 self._number_repeats(session, run_id)
                 self._settle_duplicate_keys(session, run_id, result)
                 resolve_plans(session, run_id)
+                assign_customer_ids(session, run_id, result.highest_customer_id)
                 self._write_dispatch_plan(session, run_id, result)
                 session.get_one(Run, run_id).state = "ready"
         except SourceError as exc:
@@ -128,6 +132,7 @@ class Stager:
             planner.start_file()
             for raw in reader_for(source.format).read(source.path, options):
                 planner.observe(raw)
+                result.highest_customer_id = highest_given_id(raw, result.highest_customer_id)
                 batch.append(self._row(run_id, raw, seen_per_wave))
                 result.read[raw.entity] += 1
                 if raw.error is not None:
@@ -152,7 +157,7 @@ class Stager:
             chunk = seen_per_wave[wave] // self.chunk_size
             seen_per_wave[wave] += 1
         key_fields = self.registry[raw.entity].natural_key if known else ()
-        natural = natural_key_text(raw.fields, key_fields) if key_fields else None
+        natural = natural_key_text(raw.fields, key_fields) if any(raw.fields.get(f) for f in key_fields) else None
         row = {
             "run_id": run_id, "dispatch_id": run_id, "entity": raw.entity, "wave": wave, "chunk": chunk,
             "source_file": raw.position.file, "line": raw.position.line, "col": raw.position.column,

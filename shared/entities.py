@@ -12,6 +12,7 @@ REFERENCE_QUEUE = "reference"
 ACCOUNTS_QUEUE = "accounts"
 CONTACTS_QUEUE = "contacts"
 LEDGER_QUEUE = "ledger"
+SUBSCRIPTIONS_QUEUE = "subscriptions"
 CONTROL_QUEUE = "control"
 
 #: Reference kinds keyed by ``Name`` with no further attributes.
@@ -71,11 +72,25 @@ def _ledger_types() -> list[EntityType]:
     ]
 
 
+def _subscription_types() -> list[EntityType]:
+    """The iteras operations. Customers come first, payments after them; subscriptions after their
+    campaign; overrides after the subscriptions they may name. Payments and overrides have no natural
+    key: two equal ones are two."""
+    return [
+        EntityType("Customer", ACCOUNTS_QUEUE, natural_key=("id",)),
+        EntityType("Subscription", SUBSCRIPTIONS_QUEUE, depends_on=("Customer", "Campaign"),
+                   natural_key=("subscription_id",)),
+        EntityType("CustomerOverride", SUBSCRIPTIONS_QUEUE, depends_on=("Customer", "Subscription")),
+        EntityType("CustomerPayment", LEDGER_QUEUE, depends_on=("Customer", "Currency")),
+    ]
+
+
 def build_default_registry() -> Registry:
     registry = Registry()
     registry.declare_all(_reference_types())
     registry.declare_all(_account_types())
     registry.declare_all(_ledger_types())
+    registry.declare_all(_subscription_types())
     registry.waves  # noqa: B018 - a cycle must fail at start-up, not mid-run
     return registry
 

@@ -55,7 +55,7 @@ class LoadContext:
         found = self.session.scalar(select(ReferenceItem.id).where(ReferenceItem.kind == kind, ReferenceItem.name == wanted))
         if found is not None:
             return found
-        self._raise_if_parked(kind, wanted)
+        self.raise_if_parked(kind, wanted)
         names = self.session.scalars(select(ReferenceItem.name).where(ReferenceItem.kind == kind).limit(HINT_CANDIDATES))
         raise UnknownReference(f"{kind} {wanted!r} not found", field=field, value=wanted, hint=hint_for(wanted, names))
 
@@ -71,7 +71,7 @@ class LoadContext:
         if len(found) > 1:
             raise RuleViolation(f"account name {wanted!r} exists under more than one Owner", field=field, value=wanted,
                                 hint="account references must be unique names")
-        self._raise_if_parked("User", wanted)
+        self.raise_if_parked("User", wanted)
         near = self.session.scalars(
             select(Account.name).where(func.lower(Account.name) == wanted.lower()).limit(1)
         ).all()
@@ -87,7 +87,7 @@ class LoadContext:
             found = self.session.scalar(select(Contact).where(Contact.account_id.in_(accounts), Contact.name == contact_name))
             if found is not None:
                 return found
-        self._raise_if_parked("Contact", natural_key_text({"User": user, "ContactName": contact_name}, ("User", "ContactName")))
+        self.raise_if_parked("Contact", natural_key_text({"User": user, "ContactName": contact_name}, ("User", "ContactName")))
         if not accounts:
             self.account(user_field)  # raises the account-level error (blocked or unknown)
         names = self.session.scalars(select(Contact.name).where(Contact.account_id.in_(accounts)).limit(HINT_CANDIDATES))
@@ -95,7 +95,7 @@ class LoadContext:
                                value=contact_name,
                                hint=hint_for(contact_name, names) or "the contact must exist (load its Contact first)")
 
-    def _raise_if_parked(self, entity: str, ref_key: str) -> None:
+    def raise_if_parked(self, entity: str, ref_key: str) -> None:
         letter = self.session.scalar(
             select(DeadLetter.id).where(DeadLetter.entity == entity, DeadLetter.ref_key == ref_key,
                                         DeadLetter.state == "open").limit(1)

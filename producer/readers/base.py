@@ -30,6 +30,10 @@ class ReadOptions:
     """Run options that change how values read."""
 
     day_first: bool = False
+    lenient_json: bool = False
+    """iteras: accept ``//`` and ``/* */`` comments and trailing commas (the seed's own examples have them)."""
+    manual_invoice_verification: bool = False
+    """iteras: mark every imported subscription for manual invoice verification (go-live safety)."""
 
 
 class Reader(Protocol):
@@ -56,6 +60,10 @@ def reader_for(format_name: str) -> Reader:
         from producer.readers.engageip import EngageIPReader
 
         return EngageIPReader()
-    if format_name in ("iteras", "csv"):
+    if format_name == "iteras":
+        from producer.readers.iteras import IterasReader
+
+        return IterasReader()
+    if format_name == "csv":
         raise ConfigError(f"the {format_name} format is not supported yet by this version of cutover")
     raise ConfigError(f"unknown format {format_name!r}; known: engageip, iteras, csv")

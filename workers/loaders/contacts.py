@@ -3,17 +3,14 @@ company, which the seed sets on the account's contacts."""
 
 from __future__ import annotations
 
-import re
-
 from sqlalchemy import select, update
 
-from shared.errors import InvalidValue, UnknownReference
+from shared.emails import check_email
+from shared.errors import UnknownReference
 from shared.schema.target import Contact, ContactPoint
 from workers.context import LoadContext, Loaded
 from workers.loaders import loader
 
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-EMAIL = re.compile(rf"^[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]+@{_LABEL}(?:\.{_LABEL})+$")
 EMAIL_POINT_TYPE = "Email Address"
 FAX_POINT_TYPE = "Fax"
 
@@ -39,12 +36,6 @@ def load_contact(ctx: LoadContext) -> Loaded:
     return Loaded(contact.id)
 
 
-def _check_email(value: str) -> None:
-    if not EMAIL.match(value):
-        raise InvalidValue(f"Email {value!r} is not a valid e-mail address", field="Email", value=value,
-                           hint="expected name@domain.tld")
-
-
 def _point(ctx: LoadContext, contact: Contact, point_type: str, type_field: str, value: str) -> Loaded:
     point_type_id = ctx.ref("ContactPointType", type_field, point_type)
     contact_type_id = ctx.optional_ref("ContactType", "ContactType")
@@ -64,7 +55,7 @@ def _point(ctx: LoadContext, contact: Contact, point_type: str, type_field: str,
 @loader("ContactEmail")
 def load_contact_email(ctx: LoadContext) -> Loaded:
     email = ctx.require("Email")
-    _check_email(email)
+    check_email(email)
     return _point(ctx, ctx.contact(), EMAIL_POINT_TYPE, "ContactPointType", email)
 
 

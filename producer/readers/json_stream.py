@@ -1,0 +1,292 @@
+"""Stream the top-level values of a JSON array or a JSON Lines file, each with its line and column.
+
+Why not ijson: a migration report must name the line of every record and the line *and column* of
+a syntax error, and ijson's fast backend reports neither. The standard library's C decoder does,
+so this module feeds it a sliding window of the file (``raw_decode`` one value at a time): memory
+holds one record plus a read-ahead block, whatever the file size.
+
+Two layouts, told apart by the first character: ``[`` is one JSON array; ``{`` is JSON Lines (one
+value per line, each line on its own: a bad line is that record's error, the next line reads on).
+In an array a syntax error stops the file — nothing after it can be trusted — and is a
+``SourceError`` with line and column.
+
+``lenient`` accepts what the seed's own examples contain: ``//`` and ``/* */`` comments and
+trailing commas. They are blanked out with spaces, so every line and column stays where it was.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shared.errors import SourceError
+
+READ_AHEAD = 1 << 16
+"""Characters read beyond the value being decoded before decoding is tried again."""
+MAX_RECORD = 64 << 20
+"""A single operation larger than this is refused rather than buffered without end."""
+LENIENT_HINT = "run with --lenient-json to accept comments and trailing commas"
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()
+
+
+@dataclass
+class JsonValue:
+    """One top-level value, or the reason its text is not JSON (JSON Lines only)."""
+
+    value: Any
+    line: int
+    column: int
+    error: str | None = None
+    error_line: int | None = None
+    error_column: int | None = None
+
+
+def read_values(path: Path, *, lenient: bool = False) -> Iterator[JsonValue]:
+    """Every top-level value of ``path`` in file order."""
+    try:
+        handle = path.open(encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise SourceError(str(path), None, f"cannot open: {exc.strerror}") from None
+    with handle:
+        lines: Iterable[str] = _LenientLines(handle) if lenient else handle
+        try:
+            yield from _Values(path, iter(lines), lenient).values()
+        except UnicodeDecodeError as exc:
+            raise SourceError(str(path), None, f"not UTF-8 text ({exc.reason} at byte {exc.start} of a block); "
+                                               "JSON files are UTF-8") from None
+
+
+class _Values:
+    """The decoding loop over a window of lines: ``buf`` starts at line ``base_line``."""
+
+    def __init__(self, path: Path, lines: Iterator[str], lenient: bool) -> None:
+        self.path, self.lines, self.lenient = path, lines, lenient
+        self.buf, self.pos, self.eof = "", 0, False
+        self.base_line, self.base_column = 1, 0  # where buf[0] sits in the file (column 0-based)
+
+    # -- window ----------------------------------------------------------------------------------
+
+    def _more(self, at_least: int = READ_AHEAD) -> bool:
+        """Append lines until ``at_least`` more characters are buffered; False at end of file."""
+        if self.eof:
+            return False
+        if self.pos > READ_AHEAD:  # drop what is consumed, keeping line and column numbers right
+            newlines = self.buf.count("\n", 0, self.pos)
+            if newlines:
+                self.base_line += newlines
+                self.base_column = self.pos - (self.buf.rfind("\n", 0, self.pos) + 1)
+            else:
+                self.base_column += self.pos
+            self.buf, self.pos = self.buf[self.pos:], 0
+        parts: list[str] = []
+        size = 0
+        for line in self.lines:
+            parts.append(line)
+            size += len(line)
+            if size >= at_least:
+                break
+        else:
+            self.eof = True
+        self.buf += "".join(parts)
+        return bool(parts)
+
+    def _where(self, index: int) -> tuple[int, int]:
+        """Line and column (1-based) of ``buf[index]``."""
+        newlines = self.buf.count("\n", 0, index)
+        start = self.buf.rfind("\n", 0, index) + 1
+        column = index - start + 1 + (self.base_column if newlines == 0 else 0)
+        return self.base_line + newlines, column
+
+    def _skip_space(self) -> str:
+        """Skip JSON whitespace; the next character, '' at end of file."""
+        while True:
+            match = _WHITESPACE.match(self.buf, self.pos)
+            assert match is not None
+            self.pos = match.end()
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self._more():
+                return ""
+
+    def _fail(self, index: int, message: str) -> SourceError:
+        line, column = self._where(index)
+        return SourceError(str(self.path), line, f"column {column}: invalid JSON: {message}")
+
+    # -- values ----------------------------------------------------------------------------------
+
+    def values(self) -> Iterator[JsonValue]:
+        first = self._skip_space()
+        if first == "":
+            raise SourceError(str(self.path), None, "the file is empty: expected a JSON array or JSON Lines")
+        if first == "[":
+            yield from self._array()
+        elif first == "{":
+            yield from self._json_lines()
+        else:
+            raise self._fail(self.pos, f"expected '[' (a JSON array of operations) or '{{' (JSON Lines), found {first!r}")
+
+    def _array(self) -> Iterator[JsonValue]:
+        self.pos += 1  # '['
+        if self._skip_space() == "]":
+            self.pos += 1
+        else:
+            while True:
+                yield self._decode()
+                nxt = self._skip_space()
+                if nxt == "]":
+                    self.pos += 1
+                    break
+                if nxt != ",":
+                    raise self._fail(self.pos, "expected ',' or ']' after an operation"
+                                     + (", found the end of the file (the file is cut short)" if nxt == "" else
+                                        f", found {nxt!r}"))
+                comma = self.pos
+                self.pos += 1
+                if self._skip_space() == "]":
+                    if not self.lenient:
+                        raise self._fail(comma, f"a trailing comma before ']' is not JSON; {LENIENT_HINT}")
+                    self.pos += 1
+                    break
+        trailing = self._skip_space()
+        if trailing:
+            raise self._fail(self.pos, f"unexpected {trailing!r} after the closing ']' of the array")
+
+    def _decode(self) -> JsonValue:
+        """Decode the value at ``pos``, reading more of the file while it is cut by the window."""
+        start = self.pos
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self.buf, self.pos)
+                break
+            except json.JSONDecodeError as exc:
+                if len(self.buf) - start > MAX_RECORD or not self._more(max(READ_AHEAD, len(self.buf) - self.pos)):
+                    raise self._fail(exc.pos, _explain(self.buf, exc)) from None
+                start = self.pos  # the window may have moved
+        line, column = self._where(self.pos)
+        self.pos = end
+        return JsonValue(value, line, column)
+
+    def _json_lines(self) -> Iterator[JsonValue]:
+        """One value per line; a line that is not JSON is that record's error, not the file's."""
+        line_start = self.buf.rfind("\n", 0, self.pos) + 1
+        number = self.base_line + self.buf.count("\n", 0, line_start)
+        for text in _lines_from(self.buf[line_start:], self.lines):
+            stripped = text.strip()
+            if stripped:
+                indent = len(text) - len(text.lstrip())
+                try:
+                    yield JsonValue(json.loads(text), number, indent + 1)
+                except json.JSONDecodeError as exc:
+                    yield JsonValue(None, number, indent + 1, _explain(text, exc), number, exc.colno)
+            number += 1
+
+
+def _lines_from(head: str, tail: Iterator[str]) -> Iterator[str]:
+    """The buffered text split into lines, then the rest of the file line by line."""
+    pieces = head.split("\n")
+    if pieces and pieces[-1] == "":
+        pieces.pop()
+        yield from pieces
+    else:
+        last = pieces.pop()
+        yield from pieces
+        nxt = next(tail, None)
+        yield last + (nxt or "")
+    yield from tail
+
+
+def _explain(text: str, exc: json.JSONDecodeError) -> str:
+    """The decoder's message, with what the seed's own examples trip on named plainly."""
+    at = text[exc.pos:exc.pos + 2]
+    if at.startswith(("//", "/*")):
+        return f"a comment ({at}…) is not JSON; {LENIENT_HINT}"
+    before = text[:exc.pos].rstrip()
+    if at[:1] in ("}", "]") and before.endswith(","):
+        return f"a trailing comma before {at[:1]!r} is not JSON; {LENIENT_HINT}"
+    if exc.pos >= len(text.rstrip()):
+        return f"{exc.msg} (the file or line is cut short)"
+    return exc.msg
+
+
+class _LenientLines:
+    """Blank out comments and trailing commas line by line, keeping every character's position.
+
+    A comma is held until the next significant character shows whether it trails (before ``}`` or
+    ``]``): lines are held back only while a comma waits across blank or comment-only lines."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self.lines = lines
+        self.in_block = False
+        self.held: list[list[str]] = []
+        self.comma: tuple[int, int] | None = None  # (held line index, column)
+
+    def __iter__(self) -> Iterator[str]:
+        for line in self.lines:
+            chars = list(line)
+            self.held.append(chars)
+            self._scan(chars, len(self.held) - 1)
+            if self.comma is None:
+                yield from ("".join(c) for c in self.held)
+                self.held = []
+        yield from ("".join(c) for c in self.held)
+
+    def _scan(self, chars: list[str], row: int) -> None:
+        i, n = 0, len(chars)
+        while i < n:
+            c = chars[i]
+            if self.in_block:
+                if c == "*" and i + 1 < n and chars[i + 1] == "/":
+                    chars[i] = chars[i + 1] = " "
+                    self.in_block = False
+                    i += 2
+                    continue
+                if c not in "\r\n":
+                    chars[i] = " "
+                i += 1
+                continue
+            if c == '"':
+                self._settle_comma(trailing=False)
+                i = _end_of_string(chars, i)
+                continue
+            if c == "/" and i + 1 < n and chars[i + 1] == "/":
+                for j in range(i, n):
+                    if chars[j] not in "\r\n":
+                        chars[j] = " "
+                return
+            if c == "/" and i + 1 < n and chars[i + 1] == "*":
+                chars[i] = chars[i + 1] = " "
+                self.in_block = True
+                i += 2
+                continue
+            if c in " \t\r\n":
+                i += 1
+                continue
+            self._settle_comma(trailing=c in "}]")
+            if c == ",":
+                self.comma = (row, i)
+            i += 1
+
+    def _settle_comma(self, trailing: bool) -> None:
+        if self.comma is not None:
+            if trailing:
+                row, col = self.comma
+                self.held[row][col] = " "
+            self.comma = None
+
+
+def _end_of_string(chars: list[str], i: int) -> int:
+    """Index just past the JSON string starting at ``i`` (or the end of the line if unterminated)."""
+    i += 1
+    while i < len(chars):
+        if chars[i] == "\\":
+            i += 2
+            continue
+        if chars[i] == '"':
+            return i + 1
+        i += 1
+    return i
