@@ -315,7 +315,8 @@ def db_upgrade() -> None:
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.option("--queues", "-Q", help="Comma-separated queues (default: all: control,reference,accounts,contacts,ledger).")
+@click.option("--queues", "-Q",
+              help="Comma-separated queues (default: all: control,reference,accounts,contacts,ledger,subscriptions).")
 @click.option("--concurrency", "-c", type=int, help="Worker processes (default: CUTOVER_WORKER_CONCURRENCY or cores).")
 @click.pass_context
 def worker(ctx: click.Context, queues: str | None, concurrency: int | None) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from shared.dispatch import OUTCOMES, live_counts
 from shared.schema.control import DeadLetter, Run, StagedRecord
+from shared.schema.subscriptions import Subscription
 
 COLUMNS = ("read", *OUTCOMES)
 
@@ -29,21 +30,28 @@ def run_document(session: Session, run_id: str) -> dict[str, Any]:
         "finished_at": run.finished_at.isoformat(timespec="seconds") if run.finished_at else None,
         "entities": entities, "totals": totals,
         "balanced": not unbalanced if run.state == "completed" else None, "unbalanced": sorted(unbalanced),
-        "reminders": go_live_reminders(counts, run.options or {}),
+        "reminders": go_live_reminders(session, run_id),
     }
 
 
-def go_live_reminders(counts: dict[str, dict[str, int]], options: dict[str, Any]) -> list[str]:
-    """The seed's go-live advice, when the run imported subscriptions."""
-    loaded = counts.get("Subscription", {}).get("committed", 0)
-    if not loaded:
+def go_live_reminders(session: Session, dispatch_id: str) -> list[str]:
+    """The seed's go-live advice, when the run (or replay) committed subscriptions; whether they are
+    marked for manual invoice verification is read from the target, so a replay tells the truth too."""
+    loaded = (select(StagedRecord.target_id)
+              .where(StagedRecord.dispatch_id == dispatch_id, StagedRecord.entity == "Subscription",
+                     StagedRecord.status == "committed"))
+    total, marked = session.execute(
+        select(func.count(), func.count().filter(Subscription.manual_invoice_verification))
+        .where(Subscription.id.in_(loaded))).one()
+    if not total:
         return []
-    if options.get("manual_invoice_verification"):
-        first = (f"{loaded} subscription(s) are marked for manual invoice verification: verify their invoices in the "
+    if marked == total:
+        first = (f"{total} subscription(s) are marked for manual invoice verification: verify their invoices in the "
                  "billing system before releasing them.")
     else:
-        first = (f"{loaded} subscription(s) were imported without --manual-invoice-verification: the billing system will "
-                 "invoice them unverified; consider turning on manual verification of invoicing until the dust has settled.")
+        first = (f"{total - marked} of {total} subscription(s) are not marked for manual invoice verification "
+                 "(run without --manual-invoice-verification): the billing system will invoice them unverified; "
+                 "consider manual verification of invoicing until the dust has settled.")
     return [first, "Keep automatic dunning off until you have verified that reminders go to the right people."]
 
 

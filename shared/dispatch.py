@@ -78,6 +78,28 @@ def resume(sf: SessionFactory, app: Celery, registry: Registry, dispatch_id: str
     return len(todo)
 
 
+def close_if_orphaned(sf: SessionFactory, app: Celery, record_id: int) -> bool:
+    """After a redelivered record: close its chunk when nothing of it is left to load.
+
+    A worker killed between counting a chord member and firing the chord's callback leaves a chunk
+    whose records are all done but whose callback never comes (the member's redelivery counts once
+    more, past the chord's size). The redelivered member sees that and sends the callback itself;
+    a second callback is harmless (a chunk is counted once). Returns True when it sent one."""
+    with sf() as session:
+        record = session.get(StagedRecord, record_id)
+        if record is None or record.chunk < 0:
+            return False
+        pending = session.scalar(select(func.count()).select_from(StagedRecord).where(
+            StagedRecord.dispatch_id == record.dispatch_id, StagedRecord.wave == record.wave,
+            StagedRecord.chunk == record.chunk, StagedRecord.status == "pending"))
+        chunk = session.get(DispatchChunk, (record.dispatch_id, record.wave, record.chunk))
+        if pending or chunk is None or chunk.done_at is not None:
+            return False
+        key = (record.dispatch_id, record.wave, record.chunk)
+    app.send_task(DISPATCH_CHUNK_DONE, args=key, ignore_result=True)  # routed to the control queue
+    return True
+
+
 def chunk_done(sf: SessionFactory, app: Celery, registry: Registry, dispatch_id: str, wave: int, chunk: int,
                window: int) -> None:
     """A chord closed: count it once, publish the next chunk of the wave, or open the next wave."""

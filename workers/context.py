@@ -4,7 +4,7 @@ dead-lettered or blocked) from a dead one (its parent does not exist anywhere)."
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -19,6 +19,7 @@ from shared.schema.target import Account, Contact, ReferenceItem
 from shared.vault import Vault
 
 HINT_CANDIDATES = 2000
+LISTED_NAMES = 12
 
 
 @dataclass
@@ -56,8 +57,9 @@ class LoadContext:
         if found is not None:
             return found
         self.raise_if_parked(kind, wanted)
-        names = self.session.scalars(select(ReferenceItem.name).where(ReferenceItem.kind == kind).limit(HINT_CANDIDATES))
-        raise UnknownReference(f"{kind} {wanted!r} not found", field=field, value=wanted, hint=hint_for(wanted, names))
+        names = self.session.scalars(select(ReferenceItem.name).where(ReferenceItem.kind == kind).limit(HINT_CANDIDATES)).all()
+        raise UnknownReference(f"{kind} {wanted!r} not found", field=field, value=wanted,
+                               hint=hint_for(wanted, names) or _configured(kind, names))
 
     def optional_ref(self, kind: str, field: str) -> int | None:
         return self.ref(kind, field) if self.fields.get(field) else None
@@ -139,6 +141,15 @@ class LoadContext:
         """Decrypt a secret field at the last moment (never log or store the result)."""
         token = self.fields.get(field)
         return None if token is None else self.vault.decrypt(token)
+
+
+def _configured(kind: str, names: Sequence[str]) -> str:
+    """With no near miss, name what is configured when it is short enough to read."""
+    if not names:
+        return f"no {kind} is configured: load it with the reference data first"
+    if len(names) <= LISTED_NAMES:
+        return f"configured: {', '.join(sorted(names))}"
+    return f"none of the configured {kind} items is close to this name"
 
 
 Loader = Callable[[LoadContext], Loaded]

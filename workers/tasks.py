@@ -43,16 +43,20 @@ class RecordTask(Task):
                 lost = WorkerLost(f"the worker died on this record {attempts - 1} times",
                                   hint="look for a crash in the worker logs, then replay")
                 park(rt.sessions, self.entity, env, lost, attempts)
-                return
-            process_record(rt.sessions, rt.registry, rt.vault, rt.loaders, self.entity, env, attempts)
+            else:
+                process_record(rt.sessions, rt.registry, rt.vault, rt.loaders, self.entity, env, attempts)
+            if self._redelivered() and dispatch.close_if_orphaned(rt.sessions, self.app, env.record_id):
+                log.warning("%s: redelivered after a worker was lost; closed its chunk", env.label(self.entity.lookup_key))
         except TRANSIENT as exc:
             self._retry_or_park(env, exc)
         return
 
+    def _redelivered(self) -> bool:
+        return bool((self.request.delivery_info or {}).get("redelivered"))
+
     def _count_delivery(self, env: Envelope) -> int:
         """Only a redelivered message costs a write: its attempt count bounds poison-message loops."""
-        delivery = self.request.delivery_info or {}
-        if not delivery.get("redelivered"):
+        if not self._redelivered():
             return 1 + (self.request.retries or 0)
         with runtime().sessions.begin() as session:
             return outcomes.bump_attempts(session, env) + 1

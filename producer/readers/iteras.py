@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from producer.readers.base import RawRecord, ReadOptions
-from producer.readers.iteras_operations import ADDRESS_TYPES, OPERATIONS, VACATION_TYPES, Operation
+from producer.readers.iteras_operations import (
+    ADDRESS_TYPES,
+    OPERATIONS,
+    VACATION_TYPES,
+    Operation,
+    numeric_id,
+    source_id,
+)
 from producer.readers.json_stream import JsonValue, read_values
 from shared.derived import MANUAL_VERIFICATION
 from shared.emails import check_email
@@ -43,7 +50,7 @@ class IterasReader:
         if not isinstance(value, dict):
             return RawRecord(UNREADABLE, {}, position, InvalidValue(
                 f"an operation must be a JSON object, found {type(value).__name__}: {json.dumps(value)[:60]}"))
-        shown = {str(k): v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for k, v in value.items()}
+        shown = _as_written(value)
         name = value.get("operation")
         operation = OPERATIONS.get(name) if isinstance(name, str) else None
         if operation is None:
@@ -55,6 +62,18 @@ class IterasReader:
             return RawRecord(operation.entity, shown, position, error)
         marked = operation.entity == "Subscription" and options.manual_invoice_verification
         return RawRecord(operation.entity, fields, position, derived={MANUAL_VERIFICATION: "true"} if marked else {})
+
+
+def _as_written(value: dict[str, Any]) -> dict[str, str]:
+    """A refused record's fields for its dead letter, as written; ids in their canonical form, so a
+    child naming customer ``42`` is blocked behind a refused ``"0042"``, not dead."""
+    shown = {str(k): v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for k, v in value.items()}
+    for name, canonical in (("id", numeric_id), ("subscription_id", source_id)):
+        try:
+            shown[name] = canonical(name, value[name])
+        except (KeyError, RecordError):
+            pass
+    return shown
 
 
 def _unknown_operation(name: Any) -> RecordError:
@@ -72,7 +91,7 @@ def _fields(operation: Operation, value: dict[str, Any]) -> dict[str, str]:
             continue
         parse = operation.fields.get(name)
         if parse is None:
-            raise UnknownName(f"{operation.entity} has no field {name!r}", field=name, value=name,
+            raise UnknownName(f"{_operation_name(operation)} has no field {name!r}", field=name, value=name,
                               hint=hint_for(name, operation.fields) or f"fields: {', '.join(operation.fields)}")
         if item is not None:
             fields[name] = parse(name, item)

@@ -8,6 +8,7 @@ so two records with the same meaning have the same digest whatever their key ord
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,7 +77,7 @@ def minor_units(path: str, value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     hint = None
-    if isinstance(value, float):
+    if isinstance(value, float) and math.isfinite(value):
         hint = f"amounts are whole minor units: {value} would be {round(value * 100)} if it meant {value:.2f}"
     raise _wrong(path, value, "a whole number of minor units (10500 = 105.00)", hint)
 
@@ -121,7 +122,7 @@ def moment(path: str, value: Any) -> str:
 
 
 def tax_rate(path: str, value: Any) -> str:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         rate = Decimal(str(value))
         if 0 <= rate < 1:
             return str(rate)

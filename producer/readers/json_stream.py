@@ -53,41 +53,40 @@ def read_values(path: Path, *, lenient: bool = False) -> Iterator[JsonValue]:
     except OSError as exc:
         raise SourceError(str(path), None, f"cannot open: {exc.strerror}") from None
     with handle:
-        lines: Iterable[str] = _LenientLines(handle) if lenient else handle
+        # Fixed-size blocks, not lines: a minified export is one line of many gigabytes.
+        blocks: Iterable[str] = _LenientLines(handle) if lenient else iter(lambda: handle.read(READ_AHEAD), "")
         try:
-            yield from _Values(path, iter(lines), lenient).values()
+            yield from _Values(path, iter(blocks), lenient).values()
         except UnicodeDecodeError as exc:
             raise SourceError(str(path), None, f"not UTF-8 text ({exc.reason} at byte {exc.start} of a block); "
                                                "JSON files are UTF-8") from None
 
 
 class _Values:
-    """The decoding loop over a window of lines: ``buf`` starts at line ``base_line``."""
+    """The decoding loop over a window of the file (``buf``), with a position mark that only moves
+    forward, so finding a record's line and column costs the text since the previous record."""
 
-    def __init__(self, path: Path, lines: Iterator[str], lenient: bool) -> None:
-        self.path, self.lines, self.lenient = path, lines, lenient
+    def __init__(self, path: Path, blocks: Iterator[str], lenient: bool) -> None:
+        self.path, self.blocks, self.lenient = path, blocks, lenient
         self.buf, self.pos, self.eof = "", 0, False
-        self.base_line, self.base_column = 1, 0  # where buf[0] sits in the file (column 0-based)
+        # buf[mark] is on line mark_line, which starts at buf[line_start] (negative: before the window)
+        self.mark, self.mark_line, self.line_start = 0, 1, 0
 
     # -- window ----------------------------------------------------------------------------------
 
     def _more(self, at_least: int = READ_AHEAD) -> bool:
-        """Append lines until ``at_least`` more characters are buffered; False at end of file."""
+        """Append blocks until ``at_least`` more characters are buffered; False at end of file."""
         if self.eof:
             return False
-        if self.pos > READ_AHEAD:  # drop what is consumed, keeping line and column numbers right
-            newlines = self.buf.count("\n", 0, self.pos)
-            if newlines:
-                self.base_line += newlines
-                self.base_column = self.pos - (self.buf.rfind("\n", 0, self.pos) + 1)
-            else:
-                self.base_column += self.pos
-            self.buf, self.pos = self.buf[self.pos:], 0
+        if self.pos > READ_AHEAD:  # drop what is consumed; the mark keeps line and column right
+            self._where(self.pos)
+            cut = self.pos
+            self.buf, self.pos, self.mark, self.line_start = self.buf[cut:], 0, 0, self.line_start - cut
         parts: list[str] = []
         size = 0
-        for line in self.lines:
-            parts.append(line)
-            size += len(line)
+        for block in self.blocks:
+            parts.append(block)
+            size += len(block)
             if size >= at_least:
                 break
         else:
@@ -96,11 +95,14 @@ class _Values:
         return bool(parts)
 
     def _where(self, index: int) -> tuple[int, int]:
-        """Line and column (1-based) of ``buf[index]``."""
-        newlines = self.buf.count("\n", 0, index)
-        start = self.buf.rfind("\n", 0, index) + 1
-        column = index - start + 1 + (self.base_column if newlines == 0 else 0)
-        return self.base_line + newlines, column
+        """Line and column (1-based) of ``buf[index]``; moves the mark there when it lies ahead."""
+        assert index >= self.mark, "positions are asked for in file order"
+        newlines = self.buf.count("\n", self.mark, index)
+        if newlines:
+            self.mark_line += newlines
+            self.line_start = self.buf.rfind("\n", self.mark, index) + 1
+        self.mark = index
+        return self.mark_line, index - self.line_start + 1
 
     def _skip_space(self) -> str:
         """Skip JSON whitespace; the next character, '' at end of file."""
@@ -114,8 +116,7 @@ class _Values:
                 return ""
 
     def _fail(self, index: int, message: str) -> SourceError:
-        line, column = self._where(index)
-        return SourceError(str(self.path), line, f"column {column}: invalid JSON: {message}")
+        return _invalid(self.path, self._where(index), message)
 
     # -- values ----------------------------------------------------------------------------------
 
@@ -145,11 +146,11 @@ class _Values:
                     raise self._fail(self.pos, "expected ',' or ']' after an operation"
                                      + (", found the end of the file (the file is cut short)" if nxt == "" else
                                         f", found {nxt!r}"))
-                comma = self.pos
+                comma = self._where(self.pos)
                 self.pos += 1
                 if self._skip_space() == "]":
                     if not self.lenient:
-                        raise self._fail(comma, f"a trailing comma before ']' is not JSON; {LENIENT_HINT}")
+                        raise _invalid(self.path, comma, f"a trailing comma before ']' is not JSON; {LENIENT_HINT}")
                     self.pos += 1
                     break
         trailing = self._skip_space()
@@ -173,9 +174,8 @@ class _Values:
 
     def _json_lines(self) -> Iterator[JsonValue]:
         """One value per line; a line that is not JSON is that record's error, not the file's."""
-        line_start = self.buf.rfind("\n", 0, self.pos) + 1
-        number = self.base_line + self.buf.count("\n", 0, line_start)
-        for text in _lines_from(self.buf[line_start:], self.lines):
+        number, column = self._where(self.pos)
+        for text in _lines_from(self.buf[self.pos - column + 1:], self.blocks):
             stripped = text.strip()
             if stripped:
                 indent = len(text) - len(text.lstrip())
@@ -186,18 +186,22 @@ class _Values:
             number += 1
 
 
-def _lines_from(head: str, tail: Iterator[str]) -> Iterator[str]:
-    """The buffered text split into lines, then the rest of the file line by line."""
-    pieces = head.split("\n")
-    if pieces and pieces[-1] == "":
-        pieces.pop()
-        yield from pieces
-    else:
-        last = pieces.pop()
-        yield from pieces
-        nxt = next(tail, None)
-        yield last + (nxt or "")
-    yield from tail
+def _invalid(path: Path, where: tuple[int, int], message: str) -> SourceError:
+    line, column = where
+    return SourceError(str(path), line, f"column {column}: invalid JSON: {message}")
+
+
+def _lines_from(head: str, blocks: Iterator[str]) -> Iterator[str]:
+    """The buffered text and the rest of the file, line by line (without the newline)."""
+    *complete, pending = head.split("\n")
+    yield from complete
+    for block in blocks:
+        pending += block
+        if "\n" in pending:
+            *complete, pending = pending.split("\n")
+            yield from complete
+    if pending:
+        yield pending
 
 
 def _explain(text: str, exc: json.JSONDecodeError) -> str:

@@ -86,16 +86,29 @@ def _periods(ctx: LoadContext, campaign: Campaign) -> list[Period]:
                             current=True)
     out = [current]
     for index, raw in enumerate(json.loads(ctx.get("periods") or "[]")):
-        prefix = f"periods[{index}]."
-        own = _campaign(ctx, f"{prefix}campaign", raw["campaign"]) if raw.get("campaign") else campaign
-        external = raw.get("external_invoicing")
-        if external and external.get("currency"):
-            ctx.ref("Currency", f"{prefix}external_invoicing.currency", external["currency"])
-        out.append(settle_period(f"periods[{index}]", prefix, own, date.fromisoformat(raw["begin"]), _day(raw.get("end")),
-                                 raw.get("remaining_assignments"), raw.get("invoicing", "full"), raw.get("renewed") == "true",
-                                 external=external))
+        label = f"periods[{index}]"
+        try:
+            own, external = _period_references(ctx, label, raw, campaign)
+        except UnknownReference as missing:  # say which period names it, not only which field
+            raise UnknownReference(f"{label}: {missing.message}", field=missing.field, value=missing.value,
+                                   hint=missing.hint) from None
+        remaining = raw.get("remaining_assignments")
+        out.append(settle_period(label, f"{label}.", own, date.fromisoformat(raw["begin"]), _day(raw.get("end")),
+                                 int(remaining) if remaining else None, raw.get("invoicing", "full"),
+                                 raw.get("renewed") == "true", external=external))
     refuse_overlaps(out)
     return out
+
+
+def _period_references(ctx: LoadContext, label: str, raw: dict[str, Any],
+                       campaign: Campaign) -> tuple[Campaign, dict[str, Any] | None]:
+    """A historical period's campaign (the subscription's unless it names its own) and its
+    external invoicing, whose currency must be configured."""
+    own = _campaign(ctx, f"{label}.campaign", raw["campaign"]) if raw.get("campaign") else campaign
+    external = raw.get("external_invoicing")
+    if external and external.get("currency"):
+        ctx.ref("Currency", f"{label}.external_invoicing.currency", external["currency"])
+    return own, external
 
 
 def _run_day(ctx: LoadContext) -> date:
