@@ -20,6 +20,7 @@ from producer.readers.iteras_operations import (
     VACATION_TYPES,
     Operation,
     numeric_id,
+    refuse_repeated_keys,
     source_id,
 )
 from producer.readers.json_stream import JsonValue, read_values
@@ -85,6 +86,7 @@ def _unknown_operation(name: Any) -> RecordError:
 
 
 def _fields(operation: Operation, value: dict[str, Any]) -> dict[str, str]:
+    refuse_repeated_keys(value)
     fields = dict(DEFAULTS.get(operation.entity, {}))
     for name, item in value.items():
         if name == "operation":
@@ -108,7 +110,7 @@ def _operation_name(operation: Operation) -> str:
 def _check_record(entity: str, fields: dict[str, str]) -> None:
     """Rules one record can settle on its own."""
     if entity == "Customer":
-        if not fields.get("name") and not fields.get("company"):
+        if not fields.get("name", "").strip() and not fields.get("company", "").strip():
             raise MissingField("createcustomer needs a name or a company", field="name", value="")
         if fields.get("email"):
             check_email(fields["email"], "email")
@@ -117,7 +119,7 @@ def _check_record(entity: str, fields: dict[str, str]) -> None:
         if kind in VACATION_TYPES and not fields.get("subscription_id"):
             raise MissingField(f"a {kind} override needs subscription_id", field="subscription_id", value="",
                                hint="vacations belong to one subscription of the customer")
-        if kind in ADDRESS_TYPES and not fields.get("address"):
+        if kind in ADDRESS_TYPES and fields.get("address", "{}") == "{}":
             raise MissingField(f"a {kind} override needs the address to change to", field="address", value="")
         if fields.get("end") and fields["end"] < fields["begin"]:
             raise RuleViolation(f"override ends ({fields['end']}) before it begins ({fields['begin']})", field="end",

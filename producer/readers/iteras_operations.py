@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from producer.readers.json_stream import RepeatedKeys
 from shared.errors import InvalidValue, MissingField, UnknownName
 from shared.hints import hint_for
 
@@ -147,6 +148,7 @@ def _canonical(value: Any) -> str:
 def _object(path: str, value: Any, fields: dict[str, Parse]) -> dict[str, str]:
     if not isinstance(value, dict):
         raise _wrong(path, value, "an object")
+    refuse_repeated_keys(value, f"{path}.")
     out: dict[str, str] = {}
     for name, item in value.items():
         parse = fields.get(name)
@@ -156,6 +158,15 @@ def _object(path: str, value: Any, fields: dict[str, Parse]) -> dict[str, str]:
         if item is not None:
             out[name] = parse(f"{path}.{name}", item)
     return out
+
+
+def refuse_repeated_keys(value: dict[str, Any], prefix: str = "") -> None:
+    """JSON lets an object write a key twice and keeps the last value; a migration must not drop
+    the other one silently."""
+    if isinstance(value, RepeatedKeys):
+        names = ", ".join(repr(k) for k in value.repeated)
+        raise InvalidValue(f"{prefix}{value.repeated[0]} is written more than once in one object ({names})",
+                           field=f"{prefix}{value.repeated[0]}", value=names, hint="keep one value per field")
 
 
 def country(path: str, value: Any) -> str:

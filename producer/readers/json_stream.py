@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,25 @@ MAX_RECORD = 64 << 20
 """A single operation larger than this is refused rather than buffered without end."""
 LENIENT_HINT = "run with --lenient-json to accept comments and trailing commas"
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
-_DECODER = json.JSONDecoder()
+
+
+class RepeatedKeys(dict[str, Any]):
+    """An object that writes some key more than once (JSON allows it, the decoder keeps the last
+    one): the reader refuses the record rather than drop a value silently."""
+
+    repeated: tuple[str, ...] = ()
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    marked = RepeatedKeys(obj)
+    marked.repeated = tuple(key for key, n in Counter(k for k, _ in pairs).items() if n > 1)
+    return marked
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_pairs)
 
 
 @dataclass
@@ -129,7 +148,8 @@ class _Values:
         elif first == "{":
             yield from self._json_lines()
         else:
-            raise self._fail(self.pos, f"expected '[' (a JSON array of operations) or '{{' (JSON Lines), found {first!r}")
+            raise self._fail(self.pos, self._comment()
+                             or f"expected '[' (a JSON array of operations) or '{{' (JSON Lines), found {first!r}")
 
     def _array(self) -> Iterator[JsonValue]:
         self.pos += 1  # '['
@@ -143,7 +163,7 @@ class _Values:
                     self.pos += 1
                     break
                 if nxt != ",":
-                    raise self._fail(self.pos, "expected ',' or ']' after an operation"
+                    raise self._fail(self.pos, self._comment() or "expected ',' or ']' after an operation"
                                      + (", found the end of the file (the file is cut short)" if nxt == "" else
                                         f", found {nxt!r}"))
                 comma = self._where(self.pos)
@@ -155,19 +175,24 @@ class _Values:
                     break
         trailing = self._skip_space()
         if trailing:
-            raise self._fail(self.pos, f"unexpected {trailing!r} after the closing ']' of the array")
+            raise self._fail(self.pos, self._comment() or f"unexpected {trailing!r} after the closing ']' of the array")
+
+    def _comment(self) -> str | None:
+        """The message for a comment at ``pos`` (strict mode), or None when there is none."""
+        if len(self.buf) - self.pos < 2:
+            self._more(2)
+        return _comment_message(self.buf[self.pos:self.pos + 2])
 
     def _decode(self) -> JsonValue:
         """Decode the value at ``pos``, reading more of the file while it is cut by the window."""
-        start = self.pos
         while True:
             try:
                 value, end = _DECODER.raw_decode(self.buf, self.pos)
-                break
+                if end < len(self.buf) or not self._more():  # a number cut by the window reads on
+                    break
             except json.JSONDecodeError as exc:
-                if len(self.buf) - start > MAX_RECORD or not self._more(max(READ_AHEAD, len(self.buf) - self.pos)):
+                if len(self.buf) - self.pos > MAX_RECORD or not self._more(max(READ_AHEAD, len(self.buf) - self.pos)):
                     raise self._fail(exc.pos, _explain(self.buf, exc)) from None
-                start = self.pos  # the window may have moved
         line, column = self._where(self.pos)
         self.pos = end
         return JsonValue(value, line, column)
@@ -180,7 +205,7 @@ class _Values:
             if stripped:
                 indent = len(text) - len(text.lstrip())
                 try:
-                    yield JsonValue(json.loads(text), number, indent + 1)
+                    yield JsonValue(_DECODER.decode(text), number, indent + 1)
                 except json.JSONDecodeError as exc:
                     yield JsonValue(None, number, indent + 1, _explain(text, exc), number, exc.colno)
             number += 1
@@ -207,14 +232,21 @@ def _lines_from(head: str, blocks: Iterator[str]) -> Iterator[str]:
 def _explain(text: str, exc: json.JSONDecodeError) -> str:
     """The decoder's message, with what the seed's own examples trip on named plainly."""
     at = text[exc.pos:exc.pos + 2]
-    if at.startswith(("//", "/*")):
-        return f"a comment ({at}…) is not JSON; {LENIENT_HINT}"
+    comment = _comment_message(at)
+    if comment:
+        return comment
     before = text[:exc.pos].rstrip()
     if at[:1] in ("}", "]") and before.endswith(","):
         return f"a trailing comma before {at[:1]!r} is not JSON; {LENIENT_HINT}"
+    if exc.msg.startswith("Unterminated string"):
+        return "a string that starts here is never closed (is the file or the line cut short?)"
     if exc.pos >= len(text.rstrip()):
         return f"{exc.msg} (the file or line is cut short)"
     return exc.msg
+
+
+def _comment_message(at: str) -> str | None:
+    return f"a comment ({at}…) is not JSON; {LENIENT_HINT}" if at.startswith(("//", "/*")) else None
 
 
 class _LenientLines:
@@ -234,9 +266,11 @@ class _LenientLines:
             chars = list(line)
             self.held.append(chars)
             self._scan(chars, len(self.held) - 1)
-            if self.comma is None:
-                yield from ("".join(c) for c in self.held)
-                self.held = []
+            keep = len(self.held) if self.comma is None else self.comma[0]
+            yield from ("".join(c) for c in self.held[:keep])
+            self.held = self.held[keep:]
+            if self.comma is not None:
+                self.comma = (0, self.comma[1])
         yield from ("".join(c) for c in self.held)
 
     def _scan(self, chars: list[str], row: int) -> None:
