@@ -57,6 +57,14 @@ def main() -> None:
 FORMATS = click.Choice(["engageip", "iteras", "csv"])
 
 
+def _csv_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--create-missing", is_flag=True,
+                      help="csv: create the customer (and owner login) of an account number that does not exist.")(fn)
+    fn = click.option("--encoding", help="csv: the file's encoding (default: the profile's, else UTF-8 with or without BOM).")(fn)
+    return click.option("--profile", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                        help="csv: the mapping profile (YAML or JSON) the file is read through.")(fn)
+
+
 def _iteras_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option("--manual-invoice-verification", is_flag=True,
                       help="iteras: mark imported subscriptions for manual invoice verification (go-live safety).")(fn)
@@ -69,6 +77,8 @@ def _iteras_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--format", "format_name", type=FORMATS, help="Source format (default: from the file extension).")
 @click.option("--day-first", is_flag=True, help="Dates read D/M/YYYY instead of M/D/YYYY.")
 @_iteras_options
+@_csv_options
+@click.option("--email", help="Send the run's report (counts, every error row attached) here when it ends (needs SMTP settings).")
 @click.option("--upsert", is_flag=True, help="Update rows whose natural key exists with different content.")
 @click.option("--wait/--no-wait", default=True, help="Wait for the run to finish, with a live display.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON (for scripts).")
@@ -76,15 +86,15 @@ def _iteras_options(fn: Callable[..., Any]) -> Callable[..., Any]:
               help="Start N local worker processes (default with the embedded broker: one per core).")
 @click.option("--timeout", type=float, default=None, help="Stop waiting after this many seconds (exit 5).")
 def run(paths: tuple[Path, ...], format_name: str | None, day_first: bool, lenient_json: bool,
-        manual_invoice_verification: bool, upsert: bool, wait: bool, as_json: bool,
-        local_workers: int | None, timeout: float | None) -> None:
+        manual_invoice_verification: bool, profile: Path | None, encoding: str | None, create_missing: bool,
+        email: str | None, upsert: bool, wait: bool, as_json: bool, local_workers: int | None, timeout: float | None) -> None:
     """Stage FILES (or folders of them), publish one message per record in waves, and load them."""
 
     def go() -> int:
         from ops.runs import RunRequest, execute_run
 
         request = RunRequest(list(paths), format_name, day_first, upsert, wait, as_json, local_workers, timeout,
-                             lenient_json, manual_invoice_verification)
+                             lenient_json, manual_invoice_verification, profile, encoding, create_missing, email)
         code, doc = execute_run(_settings(), request, _console(as_json))
         if as_json:
             click.echo(json.dumps({**doc, "exit_code": code}, indent=2))
@@ -98,9 +108,11 @@ def run(paths: tuple[Path, ...], format_name: str | None, day_first: bool, lenie
 @click.option("--format", "format_name", type=FORMATS, help="Source format (default: from the file extension).")
 @click.option("--day-first", is_flag=True, help="Dates read D/M/YYYY instead of M/D/YYYY.")
 @_iteras_options
+@_csv_options
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 def validate(paths: tuple[Path, ...], format_name: str | None, day_first: bool, lenient_json: bool,
-             manual_invoice_verification: bool, as_json: bool) -> None:
+             manual_invoice_verification: bool, profile: Path | None, encoding: str | None, create_missing: bool,
+             as_json: bool) -> None:
     """Check FILES completely without writing to the target; exit 3 when any record would fail."""
 
     def go() -> int:
@@ -110,11 +122,15 @@ def validate(paths: tuple[Path, ...], format_name: str | None, day_first: bool, 
         from producer.readers.base import ReadOptions
 
         options = ReadOptions(day_first=day_first, lenient_json=lenient_json,
-                              manual_invoice_verification=manual_invoice_verification)
-        report = check(_settings(), list(paths), format_name, options)
+                              manual_invoice_verification=manual_invoice_verification, encoding=encoding,
+                              create_missing=create_missing)
+        report = check(_settings(), list(paths), format_name, options, profile)
         if as_json:
-            click.echo(json.dumps({"records": report.records, "findings": [asdict(f) for f in report.findings]}, indent=2))
+            click.echo(json.dumps({"records": report.records, "precheck": report.precheck,
+                                   "findings": [asdict(f) for f in report.findings]}, indent=2))
         else:
+            for line in report.precheck:
+                click.echo(line)
             for f in report.findings:
                 click.echo(f"{f.position}: {f.entity}: {f.outcome} ({f.error_class}): {f.message}")
             click.echo(f"{report.records} records checked, {len(report.findings)} would not load")
@@ -384,11 +400,66 @@ def show_config() -> None:
         settings = _settings()
         for f in fields(settings):
             value = getattr(settings, f.name)
-            if f.name in ("vault_key", "flower_password") and value:
+            if f.name in ("vault_key", "flower_password", "smtp_password") and value:
                 value = "«set»"
             elif f.name.endswith("_url") or f.name == "result_backend":
                 value = _hide_password(str(value))
             click.echo(f"CUTOVER_{f.name.upper():22} = {value!s:40} # {f.metadata.get('doc', '')}")
+        return exitcodes.OK
+
+    _guard(go)
+
+
+@main.group()
+def csv() -> None:
+    """The csv format (Customer Import Tool): mapping profiles."""
+
+
+@csv.group("profile")
+def csv_profile() -> None:
+    """Write and check mapping profiles."""
+
+
+@csv_profile.command("init")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--type", "import_type", required=True, type=click.Choice(["registration", "autopay", "paperless"]))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: FILE with .profile.yaml).")
+@click.option("--encoding", help="The file's encoding (default: UTF-8 with or without BOM).")
+@click.option("--force", is_flag=True, help="Overwrite an existing profile.")
+def csv_profile_init(file: Path, import_type: str, out: Path | None, encoding: str | None, force: bool) -> None:
+    """Write a starting profile from FILE's header, with the obvious columns mapped."""
+
+    def go() -> int:
+        from ops.profiles import init_profile
+        from shared.errors import ConfigError
+
+        target = out or file.with_suffix(".profile.yaml")
+        if target.exists() and not force:
+            raise ConfigError(f"{target} exists; use --force to overwrite it or --out to write elsewhere")
+        text, todo = init_profile(file, import_type, encoding)
+        target.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {target}")
+        click.echo("review it: the account_number recipe and invoice_types need you"
+                   + (f"; no column found for {', '.join(todo)}" if todo else ""))
+        return exitcodes.OK
+
+    _guard(go)
+
+
+@csv_profile.command("check")
+@click.argument("profile", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--encoding", help="FILE's encoding (default: the profile's, else UTF-8 with or without BOM).")
+def csv_profile_check(profile: Path, file: Path | None, encoding: str | None) -> None:
+    """Check PROFILE, and that FILE's header has every column it maps (exit 4 when not)."""
+
+    def go() -> int:
+        from ops.profiles import check_profile
+
+        checked = check_profile(profile, file, encoding)
+        click.echo(f"{profile}: {checked.import_type} profile, {len(checked.columns)} column(s) mapped"
+                   + (f", enrols on {', '.join(checked.invoice_types)}" if checked.invoice_types else "")
+                   + (f"; {file} has every column it maps" if file else ""))
         return exitcodes.OK
 
     _guard(go)

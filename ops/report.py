@@ -5,7 +5,9 @@ masked in dead letters, and records' own fields are not written at all."""
 from __future__ import annotations
 
 import csv
+import io
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,20 @@ from shared.schema.control import DeadLetter, Run, StagedRecord
 COLUMNS = ("source_file", "line", "column", "entity", "idempotency_key", "outcome", "target_id", "error_class", "error",
            "field", "value", "hint", "dead_letter_id", "letter_state")
 FORMATS = ("jsonl", "csv")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A CSV cell a spreadsheet will not run as a formula: text starting with ``= + - @`` (or a tab
+    or carriage return) gets a leading apostrophe. Plain numbers such as ``-12.50`` stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS) and not _PLAIN_NUMBER.match(value):
+        return "'" + value
+    return value
+
+
+def safe_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {key: spreadsheet_safe(value) for key, value in row.items()}
 
 
 def report_rows(session: Session, run_id: str) -> Iterator[dict[str, Any]]:
@@ -60,8 +76,21 @@ def write_report(session: Session, run_id: str, out_dir: Path, formats: tuple[st
             if "jsonl" in handles:
                 handles["jsonl"].write(json.dumps(row, ensure_ascii=False) + "\n")
             if writer is not None:
-                writer.writerow(row)
+                writer.writerow(safe_row(row))
     finally:
         for handle in handles.values():
             handle.close()
     return paths
+
+
+def error_rows_csv(session: Session, run_id: str) -> tuple[str, int]:
+    """The rows that did not load (dead or blocked) as CSV text, spreadsheet-safe, and their count."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
+    writer.writeheader()
+    count = 0
+    for row in report_rows(session, run_id):
+        if row["outcome"] in ("dead", "blocked"):
+            writer.writerow(safe_row(row))
+            count += 1
+    return buffer.getvalue(), count

@@ -15,16 +15,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ops import exitcodes
 from ops.embedded import LocalWorkers
+from ops.mailer import report_message, require_mail, send
 from ops.reconcile import reconcile
 from ops.services import broker, database
 from ops.summary import counts_table, print_summary, run_document
 from producer.readers.base import ReadOptions
+from producer.readers.csv_profile import Profile, load_profile
 from producer.replay import LetterFilter, plan_replay
-from producer.staging import Stager, new_run_id, resolve_sources
+from producer.staging import SourceFile, Stager, new_run_id, resolve_sources
 from shared.celery_app import DISPATCH_RESUME, DISPATCH_START
 from shared.dispatch import runs_of
 from shared.entities import CONTROL_QUEUE, REGISTRY
 from shared.errors import ConfigError, SourceError
+from shared.permissions import Policy, current_operator
 from shared.schema.control import Run
 from shared.settings import Settings
 from shared.vault import Vault
@@ -44,6 +47,28 @@ class RunRequest:
     timeout: float | None = None
     lenient_json: bool = False
     manual_invoice_verification: bool = False
+    profile: Path | None = None
+    encoding: str | None = None
+    create_missing: bool = False
+    email: str | None = None
+
+
+def csv_options(settings: Settings, sources: list[SourceFile], profile_path: Path | None,
+                permitted: bool = True) -> Profile | None:
+    """The profile a run of csv files reads through, after the permission check (``permitted``:
+    only for commands that load); None without csv."""
+    has_csv = any(s.format == "csv" for s in sources)
+    if profile_path is None:
+        if has_csv:
+            raise ConfigError("csv files are read through a mapping profile: add --profile PROFILE "
+                              "(`cutover csv profile init FILE.csv --type TYPE` writes one)")
+        return None
+    if not has_csv:
+        raise ConfigError("--profile is for csv files, and none is among the inputs")
+    profile = load_profile(profile_path)
+    if permitted:
+        Policy.from_settings(settings).check_import(current_operator(settings), profile.import_type)
+    return profile
 
 
 def execute_run(settings: Settings, request: RunRequest, console: Console) -> tuple[int, dict[str, Any]]:
@@ -53,25 +78,54 @@ def execute_run(settings: Settings, request: RunRequest, console: Console) -> tu
     if not sources:
         raise ConfigError(f"no input files in {', '.join(map(str, request.paths))}")
     day_first = request.day_first or settings.day_first
+    profile = csv_options(settings, sources, request.profile)
+    if request.email:
+        if not request.wait:
+            raise ConfigError("--email sends the report when the run ends: it cannot be combined with --no-wait")
+        require_mail(settings, request.email)
     stager = Stager(sf, REGISTRY, Vault.from_settings(settings), settings.chunk_size)
     run_id = new_run_id()
     with broker(settings, request.local_workers) as (app, workers):
         try:
             options = ReadOptions(day_first=day_first, lenient_json=request.lenient_json,
-                                  manual_invoice_verification=request.manual_invoice_verification)
+                                  manual_invoice_verification=request.manual_invoice_verification, profile=profile,
+                                  encoding=request.encoding, create_missing=request.create_missing)
             staged = stager.stage(sources, options, {
                 "upsert": request.upsert, "date_order": "day-first" if day_first else "month-first",
                 "lenient_json": request.lenient_json, "manual_invoice_verification": request.manual_invoice_verification,
+                "profile": str(request.profile) if request.profile else None, "create_missing": request.create_missing,
             }, run_id=run_id)
         except SourceError as exc:
             console.print(f"[red]run {run_id} refused:[/red] {exc}\nNothing was loaded.")
             return exitcodes.REFUSED, {"run_id": run_id, "state": "refused", "message": str(exc)}
+        checked = staged.precheck.lines() if staged.precheck else []
         if not request.as_json:
             console.print(f"run {staged.run_id}: staged {sum(staged.read.values())} records from {len(sources)} file(s)")
+            for line in checked:
+                console.print(line, highlight=False, markup=False)
         _start(app, staged.run_id)
         if not request.wait:
-            return exitcodes.OK, {"run_id": staged.run_id, "state": "running"}
-        return _wait_and_summarise(sf, staged.run_id, workers, request, console)
+            return exitcodes.OK, {"run_id": staged.run_id, "state": "running", "precheck": checked}
+        code, doc = _wait_and_summarise(sf, staged.run_id, workers, request, console)
+    doc["precheck"] = checked
+    if request.email:
+        doc["email"] = _email_report(settings, sf, doc, request.email, checked, console, request.as_json)
+    return code, doc
+
+
+def _email_report(settings: Settings, sf: sessionmaker[Session], doc: dict[str, Any], address: str,
+                  checked: list[str], console: Console, as_json: bool) -> str:
+    """Send the report; a failure is said plainly but does not undo the run's exit status."""
+    try:
+        with sf() as session:
+            send(settings, report_message(session, doc, settings.mail_from, address, checked))
+    except ConfigError as exc:
+        if not as_json:
+            console.print(f"[red]{exc}[/red]")
+        return f"failed: {exc}"
+    if not as_json:
+        console.print(f"report e-mailed to {address}")
+    return f"sent to {address}"
 
 
 def execute_replay(settings: Settings, letters: LetterFilter, *, upsert: bool, wait: bool, as_json: bool,

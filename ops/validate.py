@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
+from ops.runs import csv_options
 from ops.services import database
 from producer.readers.base import ReadOptions
 from producer.staging import Stager, resolve_sources
@@ -40,15 +41,18 @@ class Finding:
 class ValidationReport:
     records: int = 0
     findings: list[Finding] = field(default_factory=list)
+    precheck: list[str] = field(default_factory=list)
 
 
-def validate(settings: Settings, paths: list[Path], format_name: str | None, options: ReadOptions) -> ValidationReport:
+def validate(settings: Settings, paths: list[Path], format_name: str | None, options: ReadOptions,
+             profile_path: Path | None = None) -> ValidationReport:
     """Raises SourceError for a file that cannot be read at all."""
     logging.getLogger("cutover.worker").setLevel(logging.ERROR)  # findings are the report, not log lines
     database(settings)
     sources = resolve_sources(paths, format_name)
     if not sources:
         raise ConfigError(f"no input files in {', '.join(map(str, paths))}")
+    options = replace(options, profile=csv_options(settings, sources, profile_path, permitted=False))
     vault, loaders = Vault.from_settings(settings), load_all()
     with engine_for(settings.effective_database_url).connect() as conn:
         outer = conn.begin()
@@ -68,7 +72,8 @@ def validate(settings: Settings, paths: list[Path], format_name: str | None, opt
                                       r.payload) for r in pending]
             for env in envelopes:
                 process_record(sf, REGISTRY, vault, loaders, REGISTRY[env.entity], env, 1)
-            report = ValidationReport(records=sum(staged.read.values()))
+            report = ValidationReport(records=sum(staged.read.values()),
+                                      precheck=staged.precheck.lines() if staged.precheck else [])
             with sf() as session:
                 for letter in session.scalars(select(DeadLetter).where(DeadLetter.run_id == run_id)
                                               .order_by(DeadLetter.source_file, DeadLetter.line)):

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from producer.customers import assign_customer_ids, highest_given_id
 from producer.ledger import InvoicePlanner, Plan, resolve_plans, write_plans, write_totals
+from producer.precheck import Precheck, precheck
 from producer.readers.base import RawRecord, ReadOptions, detect_format, reader_for
 from shared.envelope import content_digest, idempotency_key, natural_key_text, show_key
 from shared.errors import Conflict, RecordError, SourceError
@@ -55,6 +56,8 @@ class StagingResult:
     duplicates_skipped: int = 0
     conflicts: int = 0
     highest_customer_id: int = 0
+    precheck: Precheck | None = None
+    """csv runs: the pre-check's findings (blocking ones refuse the run instead)."""
 
 
 def new_run_id(kind: str = "run") -> str:
@@ -101,6 +104,8 @@ class Stager:
                 self._settle_duplicate_keys(session, run_id, result)
                 resolve_plans(session, run_id)
                 assign_customer_ids(session, run_id, result.highest_customer_id)
+                if options.profile is not None:
+                    result.precheck = precheck(session, run_id, options.profile, options.create_missing)
                 self._write_dispatch_plan(session, run_id, result)
                 session.get_one(Run, run_id).state = "ready"
         except SourceError as exc:

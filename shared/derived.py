@@ -6,3 +6,6 @@ ASSIGNED_ID = "_assigned_id"
 """iteras: the id the producer gave a customer the source gave none (next above the highest)."""
 MANUAL_VERIFICATION = "_manual_invoice_verification"
 """iteras: the run asked for imported subscriptions to be marked for manual invoice verification."""
+CREATE_MISSING = "_create_missing"
+"""csv: the run was started with --create-missing: an autopay or paperless row whose account does not
+exist creates the customer account and its owner login first."""

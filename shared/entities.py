@@ -85,12 +85,25 @@ def _subscription_types() -> list[EntityType]:
     ]
 
 
+def _portal_types() -> list[EntityType]:
+    """The csv format's imports. A registration creates the account and its owner login; autopay and
+    paperless act on the owner login, so they load after registrations and after engageip accounts."""
+    return [
+        EntityType("Registration", ACCOUNTS_QUEUE, natural_key=("account_number",)),
+        EntityType("Autopay", ACCOUNTS_QUEUE, depends_on=("Registration", "User", "InvoiceType"),
+                   natural_key=("account_number",), secret_fields=("card_number", "bank_account_number")),
+        EntityType("Paperless", ACCOUNTS_QUEUE, depends_on=("Registration", "User", "InvoiceType"),
+                   natural_key=("account_number",)),
+    ]
+
+
 def build_default_registry() -> Registry:
     registry = Registry()
     registry.declare_all(_reference_types())
     registry.declare_all(_account_types())
     registry.declare_all(_ledger_types())
     registry.declare_all(_subscription_types())
+    registry.declare_all(_portal_types())
     registry.waves  # noqa: B018 - a cycle must fail at start-up, not mid-run
     return registry
 

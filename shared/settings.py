@@ -40,6 +40,14 @@ class Settings:
     flower_password: str = field(default="", metadata={"doc": "Flower basic-auth password."})
     flower_port: int = field(default=5555, metadata={"doc": "Port Flower listens on."})
     log_level: str = field(default="INFO", metadata={"doc": "Worker log level."})
+    operator: str = field(default="", metadata={"doc": "Who runs the commands, for permissions (empty: the operating-system user)."})
+    operators: str = field(default="", metadata={"doc": "Operators and their permissions, `name=perm+perm; name=` (permission `import`: every csv import type; without it, only paperless). Empty: the local operator may do everything."})
+    smtp_host: str = field(default="", metadata={"doc": "SMTP server for `--email` reports (empty: e-mailing is off and --email is refused)."})
+    smtp_port: int = field(default=25, metadata={"doc": "SMTP port."})
+    smtp_user: str = field(default="", metadata={"doc": "SMTP login (empty: no authentication)."})
+    smtp_password: str = field(default="", metadata={"doc": "SMTP password."})
+    smtp_starttls: str = field(default="auto", metadata={"doc": "STARTTLS: auto (when the server offers it), always, never."})
+    mail_from: str = field(default="cutover@localhost", metadata={"doc": "Sender address of e-mailed reports."})
 
     @property
     def embedded_broker(self) -> bool:

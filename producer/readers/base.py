@@ -6,9 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from shared.errors import ConfigError, Position, RecordError
+
+if TYPE_CHECKING:
+    from producer.readers.csv_profile import Profile
 
 
 @dataclass
@@ -34,6 +37,12 @@ class ReadOptions:
     """iteras: accept ``//`` and ``/* */`` comments and trailing commas (the seed's own examples have them)."""
     manual_invoice_verification: bool = False
     """iteras: mark every imported subscription for manual invoice verification (go-live safety)."""
+    profile: Profile | None = None
+    """csv: the mapping profile (import type, columns, account-number recipe, invoice types)."""
+    encoding: str | None = None
+    """csv: the file's encoding (default: the profile's, else UTF-8 with or without BOM)."""
+    create_missing: bool = False
+    """csv: an autopay or paperless row naming an account that does not exist creates it first."""
 
 
 class Reader(Protocol):
@@ -65,5 +74,7 @@ def reader_for(format_name: str) -> Reader:
 
         return IterasReader()
     if format_name == "csv":
-        raise ConfigError(f"the {format_name} format is not supported yet by this version of cutover")
+        from producer.readers.csv_import import CsvReader
+
+        return CsvReader()
     raise ConfigError(f"unknown format {format_name!r}; known: engageip, iteras, csv")

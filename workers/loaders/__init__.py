@@ -25,6 +25,6 @@ def loader(*entities: str) -> Callable[[Loader], Loader]:
 
 def load_all() -> dict[str, Loader]:
     """Import every loader module (explicit, so nothing registers by accident)."""
-    from workers.loaders import accounts, contacts, ledger, reference, subscriptions  # noqa: F401
+    from workers.loaders import accounts, contacts, ledger, portal, reference, subscriptions  # noqa: F401
 
     return LOADERS
