@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from producer.readers.csv_import import match_header
-from producer.readers.csv_profile import ENROLS, FIELDS, REQUIRED, Profile, load_profile
+from producer.readers.csv_profile import ENROLS, FIELDS, PLACEHOLDER, REQUIRED, Profile, load_profile
 from shared.errors import ConfigError, SourceError
 
 SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -61,7 +61,7 @@ def read_header(path: Path, encoding: str | None) -> list[str]:
         raise ConfigError(f"{path}: cannot read its header: {exc}; name the encoding with --encoding") from None
     if not header:
         raise ConfigError(f"{path}: the file is empty: no header row")
-    return [h.strip() for h in header]
+    return [" ".join(h.split()) for h in header]
 
 
 def init_profile(path: Path, import_type: str, encoding: str | None) -> tuple[str, list[str]]:
@@ -75,17 +75,17 @@ def init_profile(path: Path, import_type: str, encoding: str | None) -> tuple[st
         if found:
             columns[name] = found
             taken.add(found)
-    recipe = {"prefix": "", "parts": [{"column": account or "FILL IN: account number header"}]}
+    recipe = {"prefix": "", "parts": [{"column": account or f"{PLACEHOLDER}: account number header"}]}
     doc: dict[str, object] = {"import_type": import_type, "columns": columns, "account_number": recipe}
     if import_type in ENROLS:
-        doc["invoice_types"] = ["FILL IN: an invoice type name"]
+        doc["invoice_types"] = [f"{PLACEHOLDER}: an invoice type name"]
     if encoding:
         doc["encoding"] = encoding
     unmapped = [f for f in FIELDS[import_type] if f not in columns]
     header = (f"# cutover csv profile, written from the header of {path.name}\n"
               f"# headers: {', '.join(headers)}\n"
               + (f"# not mapped (add them under columns if the file has them): {', '.join(unmapped)}\n" if unmapped else ""))
-    todo = [f for f in REQUIRED[import_type] if f not in columns]
+    todo = [f for f in REQUIRED[import_type] if f not in columns] + ([] if account else ["account_number"])
     return header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), todo
 
 

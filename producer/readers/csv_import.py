@@ -7,6 +7,7 @@ decoded, a header the profile maps is not in the file — is a SourceError (bloc
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 from collections.abc import Callable, Iterator
@@ -42,8 +43,11 @@ class CsvReader:
             raise ConfigError(f"{path}: a csv file is read through a mapping profile: add --profile PROFILE "
                               "(`cutover csv profile init` writes one from the file's header)")
         encoding = options.encoding or profile.encoding or "utf-8-sig"
-        if encoding.replace("-", "").lower() == "utf8":
-            encoding = "utf-8-sig"  # a BOM is not part of the first header
+        try:
+            if codecs.lookup(encoding).name == "utf-8":
+                encoding = "utf-8-sig"  # a BOM is not part of the first header
+        except LookupError:
+            raise ConfigError(f"unknown encoding {encoding!r} (e.g. utf-8, latin-1, cp1252)") from None
         try:
             handle = path.open(encoding=encoding, newline="")
         except OSError as exc:
@@ -62,7 +66,8 @@ class CsvReader:
                         yield _record(path, line, row, len(header), index, profile, options)
                     line = rows.line_num + 1
             except UnicodeDecodeError as exc:
-                raise SourceError(str(path), line, f"cannot be read as {encoding} ({exc.reason}); "
+                raise SourceError(str(path), line, f"cannot be read as {encoding} ({exc.reason}, at this line or a "
+                                                   "few after it); "
                                                    "name the file's encoding with --encoding (e.g. latin-1, cp1252)") from None
             except csv.Error as exc:
                 raise SourceError(str(path), line, f"not readable as CSV: {exc}") from None
@@ -89,7 +94,12 @@ def _record(path: Path, line: int, row: list[str], width: int, index: dict[str, 
             options: ReadOptions) -> RawRecord:
     entity = ENTITY_OF[profile.import_type]
     position = Position(str(path), line)
-    shown = {field: row[index[header]].strip() for field, header in profile.columns.items() if index[header] < len(row)}
+    shown = {field: row[index[header]].strip() for field, header in profile.columns.items()
+             if index[header] < len(row) and row[index[header]].strip()}
+    try:
+        shown = {"account_number": _account_number(row, index, profile), **shown}
+    except (RecordError, IndexError):
+        pass  # the row's own error says what is wrong
     if len(row) != width:
         return RawRecord(entity, shown, position, InvalidValue(
             f"the row has {len(row)} cells, the header has {width}", field="(row)", value=str(len(row)),

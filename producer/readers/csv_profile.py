@@ -97,7 +97,12 @@ def load_profile(path: Path) -> Profile:
     return parse_profile(doc, str(path))
 
 
+PLACEHOLDER = "FILL IN"
+"""What `cutover csv profile init` writes where only the operator knows the answer."""
+
+
 def parse_profile(doc: dict[str, Any], where: str) -> Profile:
+    _refuse_placeholders(doc, where, "")
     unknown = [k for k in doc if k not in _PROFILE_KEYS]
     if unknown:
         raise ProfileError(where, f"unknown key {unknown[0]!r}" + _hint(unknown[0], _PROFILE_KEYS))
@@ -114,6 +119,17 @@ def parse_profile(doc: dict[str, Any], where: str) -> Profile:
     date_format = doc.get("date_format")
     return Profile(where, import_type, columns, prefix, parts, invoice_types,
                    str(encoding) if encoding else None, str(date_format) if date_format else None)
+
+
+def _refuse_placeholders(value: Any, where: str, path: str) -> None:
+    if isinstance(value, str) and value.startswith(PLACEHOLDER):
+        raise ProfileError(where, f"{path or 'a value'} still says {value!r}: fill it in")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_placeholders(item, where, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_placeholders(item, where, f"{path}[{index}]")
 
 
 def _hint(value: str, candidates: tuple[str, ...]) -> str:
@@ -158,9 +174,15 @@ def _recipe(raw: Any, where: str) -> tuple[str, tuple[Part, ...]]:
             raise ProfileError(where, f"account_number.parts[{index}] must be {{column: HEADER}} or {{literal: TEXT}}, "
                                       f"not {item!r}")
         if "column" in item:
-            parts.append(Part(column=str(item["column"])))
+            column = item["column"]
+            if not isinstance(column, str) or not column.strip():
+                raise ProfileError(where, f"account_number.parts[{index}].column must name a header, not {column!r}")
+            parts.append(Part(column=column))
         else:
-            parts.append(Part(literal=str(item["literal"])))
+            literal = item["literal"]
+            if not isinstance(literal, (str, int)) or isinstance(literal, bool) or str(literal) == "":
+                raise ProfileError(where, f"account_number.parts[{index}].literal must be text, not {literal!r}")
+            parts.append(Part(literal=str(literal)))
     if not any(p.column for p in parts):
         raise ProfileError(where, "account_number.parts names no column: every row would get the same number")
     return str(raw.get("prefix") or ""), tuple(parts)

@@ -80,13 +80,13 @@ def account_type(field: str, text: str) -> str:
 
 
 def expiry_month(field: str, text: str) -> str:
-    if not text.strip().isdigit() or not 1 <= int(text) <= 12:
+    if not (text.strip().isascii() and text.strip().isdigit()) or not 1 <= int(text) <= 12:
         raise InvalidValue(f"{field} {text!r} is not a month", field=field, value=text, hint="1 to 12")
     return str(int(text))
 
 
 def expiry_year(field: str, text: str) -> str:
     value = text.strip()
-    if not value.isdigit() or len(value) not in (2, 4):
+    if not (value.isascii() and value.isdigit()) or len(value) not in (2, 4):
         raise InvalidValue(f"{field} {text!r} is not a year", field=field, value=text, hint="two or four digits")
     return str(2000 + int(value)) if len(value) == 2 else value
