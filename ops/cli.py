@@ -439,8 +439,8 @@ def csv_profile_init(file: Path, import_type: str, out: Path | None, encoding: s
         text, todo = init_profile(file, import_type, encoding)
         target.write_text(text, encoding="utf-8")
         click.echo(f"wrote {target}")
-        click.echo("review it: the account_number recipe and invoice_types need you"
-                   + (f"; no column found for {', '.join(todo)}" if todo else ""))
+        needs = "the account_number recipe" + (" and invoice_types" if import_type != "registration" else "")
+        click.echo(f"review it: {needs} need you" + (f"; no column found for {', '.join(todo)}" if todo else ""))
         return exitcodes.OK
 
     _guard(go)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from producer.readers.csv_import import match_header
+from producer.readers.csv_import import match_header, text_encoding
 from producer.readers.csv_profile import ENROLS, FIELDS, PLACEHOLDER, REQUIRED, Profile, load_profile
 from shared.errors import ConfigError, SourceError
 
@@ -55,7 +55,7 @@ def _best(candidates: tuple[str, ...], headers: list[str], taken: set[str]) -> s
 
 def read_header(path: Path, encoding: str | None) -> list[str]:
     try:
-        with path.open(encoding=encoding or "utf-8-sig", newline="") as handle:
+        with path.open(encoding=text_encoding(encoding), newline="") as handle:
             header = next(csv.reader(handle), None)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read its header: {exc}; name the encoding with --encoding") from None

@@ -87,9 +87,10 @@ def _subscription_types() -> list[EntityType]:
 
 def _portal_types() -> list[EntityType]:
     """The csv format's imports. A registration creates the account and its owner login; autopay and
-    paperless act on the owner login, so they load after registrations and after engageip accounts."""
+    paperless act on the owner login, so they load after registrations. Registrations load after engageip
+    accounts, so a registration for an account a User record creates in the same run finds it."""
     return [
-        EntityType("Registration", ACCOUNTS_QUEUE, natural_key=("account_number",)),
+        EntityType("Registration", ACCOUNTS_QUEUE, depends_on=("User",), natural_key=("account_number",)),
         EntityType("Autopay", ACCOUNTS_QUEUE, depends_on=("Registration", "User", "InvoiceType"),
                    natural_key=("account_number",), secret_fields=("card_number", "bank_account_number")),
         EntityType("Paperless", ACCOUNTS_QUEUE, depends_on=("Registration", "User", "InvoiceType"),

@@ -34,6 +34,22 @@ _CHECKS: dict[str, Callable[[str, str], str]] = {
 }
 
 
+def text_encoding(name: str | None) -> str:
+    """The codec to open a csv file with: UTF-8 (any spelling) reads with or without a BOM, so the
+    BOM never ends up in the first header."""
+    if not name:
+        return "utf-8-sig"
+    try:
+        return "utf-8-sig" if codecs.lookup(name).name == "utf-8" else name
+    except LookupError:
+        raise ConfigError(f"unknown encoding {name!r} (e.g. utf-8, latin-1, cp1252)") from None
+
+
+def header_key(name: str) -> str:
+    """How headers are compared: trimmed, inner spaces collapsed, case-insensitive."""
+    return " ".join(name.split()).casefold()
+
+
 class CsvReader:
     format_name = "csv"
 
@@ -42,12 +58,7 @@ class CsvReader:
         if profile is None:
             raise ConfigError(f"{path}: a csv file is read through a mapping profile: add --profile PROFILE "
                               "(`cutover csv profile init` writes one from the file's header)")
-        encoding = options.encoding or profile.encoding or "utf-8-sig"
-        try:
-            if codecs.lookup(encoding).name == "utf-8":
-                encoding = "utf-8-sig"  # a BOM is not part of the first header
-        except LookupError:
-            raise ConfigError(f"unknown encoding {encoding!r} (e.g. utf-8, latin-1, cp1252)") from None
+        encoding = text_encoding(options.encoding or profile.encoding)
         try:
             handle = path.open(encoding=encoding, newline="")
         except OSError as exc:
@@ -77,10 +88,10 @@ def match_header(path: Path, header: list[str], profile: Profile) -> dict[str, i
     """Column index of every header the profile reads (trimmed, case-insensitive); blocking if one is missing."""
     positions: dict[str, int] = {}
     for column, name in enumerate(header):
-        positions.setdefault(name.strip().casefold(), column)
+        positions.setdefault(header_key(name), column)
     index: dict[str, int] = {}
     for wanted in profile.headers_needed():
-        found = positions.get(wanted.strip().casefold())
+        found = positions.get(header_key(wanted))
         if found is None:
             names = [h.strip() for h in header]
             near = hint_for(wanted.strip(), names)
@@ -153,11 +164,11 @@ def _payment_method(fields: dict[str, str]) -> None:
     needed, other = (CARD_REQUIRED, ACH_GROUP) if card else (ACH_REQUIRED, CARD_GROUP)
     missing = [f for f in needed if not fields.get(f)]
     if missing:
-        raise MissingField(f"a {'card' if card else 'ACH'} payment method needs {', '.join(missing)}", field=missing[0],
-                           value="")
+        raise MissingField(f"{'a card' if card else 'an ACH'} payment method needs {', '.join(missing)}",
+                           field=missing[0], value="")
     stray = [f for f in other if fields.get(f)]
     if stray:
-        raise InvalidValue(f"a {'card' if card else 'ACH'} row also fills {', '.join(stray)}", field=stray[0],
+        raise InvalidValue(f"{'a card' if card else 'an ACH'} row also fills {', '.join(stray)}", field=stray[0],
                            value="(not shown)", hint="one payment method per row")
     number = fields["card_number"] if card else fields["bank_account_number"]
     fields["last4"] = number[-4:]
