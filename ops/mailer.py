@@ -49,7 +49,7 @@ def report_message(session: Session, doc: dict[str, Any], sender: str, to: str, 
                   "field and hint; `cutover dlq list --run " + run_id + "` shows them too."]
     lines += [f"go-live: {r}" for r in doc.get("reminders", [])]
     message.set_content("\n".join(lines))
-    message.add_attachment(errors.encode("utf-8"), maintype="text", subtype="csv", filename=f"{run_id}-errors.csv")
+    message.add_attachment(errors, subtype="csv", charset="utf-8", filename=f"{run_id}-errors.csv")
     return message
 
 

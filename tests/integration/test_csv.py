@@ -276,7 +276,14 @@ def test_blocking_errors_refuse_the_run_and_load_nothing(cluster: Cluster, tmp_p
     code, doc = cluster.run_json("run", REFERENCE, REGISTRATION, "--profile", missing_column)
     assert code == 4 and doc["state"] == "refused", doc
     assert f"{REGISTRATION}:1: the profile maps column 'Telephone', which is not in the header" in doc["message"]
-    assert cluster.query("SELECT state FROM runs") == [("refused",)]
+    registration["columns"]["phone"] = "Phone"
+    registration["account_number"]["parts"][2] = {"column": "Dist"}  # the recipe's columns are checked too
+    missing_part = write_profile(tmp_path / "missing-part.yaml", registration)
+    code, doc = cluster.run_json("run", REFERENCE, REGISTRATION, "--profile", missing_part)
+    assert code == 4 and doc["state"] == "refused", doc
+    assert "the profile maps column 'Dist', which is not in the header" in doc["message"]
+    registration["account_number"]["parts"][2] = {"column": "District"}
+    assert cluster.query("SELECT state FROM runs") == [("refused",), ("refused",)]
 
     # an invoice type that is not configured (the reference data of the same run has 'Sewer Bill')
     autopay = profile_doc(AUTOPAY_PROFILE)
@@ -286,11 +293,10 @@ def test_blocking_errors_refuse_the_run_and_load_nothing(cluster: Cluster, tmp_p
     assert code == 4 and doc["state"] == "refused", doc
     assert "invoice type 'Sewer bill' is not configured" in doc["message"]
     assert "did you mean 'Sewer Bill'?" in doc["message"]
-    assert cluster.query("SELECT state FROM runs") == [("refused",), ("refused",)]
+    assert cluster.query("SELECT state FROM runs") == [("refused",)] * 3
 
     # a required field with no mapping, and an autopay profile with neither the card nor the ACH fields
     del registration["columns"]["login"]
-    registration["columns"]["phone"] = "Phone"
     no_login = write_profile(tmp_path / "no-login.yaml", registration)
     done = cluster.cli("run", REFERENCE, REGISTRATION, "--profile", no_login)
     assert done.returncode == 4, done.stderr
@@ -302,7 +308,7 @@ def test_blocking_errors_refuse_the_run_and_load_nothing(cluster: Cluster, tmp_p
     assert done.returncode == 4, done.stderr
     assert "an autopay import needs the card fields" in done.stderr
 
-    assert control_counts(cluster) == {"runs": 2, "staged_records": 0, "dead_letters": 0}, \
+    assert control_counts(cluster) == {"runs": 3, "staged_records": 0, "dead_letters": 0}, \
         "a bad profile is refused before any run exists"
     assert portal_counts(cluster) == dict.fromkeys(PORTAL_TABLES, 0), "nothing loaded, reference data included"
 
@@ -351,6 +357,23 @@ def test_missing_accounts_are_dead_or_created_and_a_rerun_adds_nothing(cluster: 
     assert doc["precheck"][2] == "  no blocking errors; every account number exists"
     assert portal_counts(cluster) == before == {"reference_items": 3, "accounts": 4, "logins": 4, "payment_methods": 4,
                                                 "enrolments": 8}
+
+
+@SQLITE_ONLY
+def test_a_later_autopay_with_another_card_for_the_account_is_a_conflict(cluster: Cluster, tmp_path: Path) -> None:
+    head = Path(AUTOPAY).read_text(encoding="utf-8").splitlines()[0]
+    first, second = tmp_path / "autopay-1.csv", tmp_path / "autopay-2.csv"
+    first.write_text(f"{head}\n2001,N,Card,Visa,4242 4242 4242 4242,05,2028,Hal Hart,,,,,\n", encoding="utf-8")
+    second.write_text(f"{head}\n2001,N,Card,Visa,4000 0566 5566 5556,06,2030,Hal Hart,,,,,\n", encoding="utf-8")
+    seed_accounts(cluster, {"WTR-2001-N": "hal"})
+    cluster.start_worker()
+    code, doc = cluster.run_json("run", REFERENCE, str(first), "--profile", AUTOPAY_PROFILE)
+    assert code == 0 and counts(doc)["Autopay"] == (1, 1, 0, 0, 0), doc
+    code, doc = cluster.run_json("run", str(second), "--profile", AUTOPAY_PROFILE)
+    assert doc["state"] == "completed", doc
+    assert counts(doc) == {"Autopay": (1, 0, 0, 1, 0)}, "same natural key (account number), other content"
+    assert letters_by_line(cluster, str(second))[2][2] == "Conflict"
+    assert portal_counts(cluster)["payment_methods"] == 1
 
 
 # -- 5. permissions ------------------------------------------------------------------------------------
@@ -431,6 +454,9 @@ def test_report_is_emailed_with_every_dead_row_attached(cluster: Cluster) -> Non
     try:
         mailing = with_env(cluster, CUTOVER_SMTP_HOST="127.0.0.1", CUTOVER_SMTP_PORT=str(port),
                            CUTOVER_SMTP_STARTTLS="never", CUTOVER_MAIL_FROM="cutover@example.com")
+        done = mailing.cli("run", REFERENCE, AUTOPAY_FAULTS, "--profile", AUTOPAY_PROFILE, "--email", "ops at example")
+        assert done.returncode == 4 and "--email 'ops at example' is not a valid e-mail address" in done.stderr, done.stderr
+        assert control_counts(cluster)["runs"] == 0
         cluster.start_worker()
         code, doc = mailing.run_json("run", REFERENCE, AUTOPAY_FAULTS, "--profile", AUTOPAY_PROFILE,
                                      "--email", "ops@example.com")
@@ -449,7 +475,7 @@ def test_report_is_emailed_with_every_dead_row_attached(cluster: Cluster) -> Non
     assert message["Subject"] == f"cutover run {run_id} completed: 10 read, 6 committed, 0 skipped, 4 dead, 0 blocked"
     body_part = message.get_body(preferencelist=("plain",))
     assert body_part is not None
-    body = body_part.get_content()
+    body = body_part.get_content().replace("\r\n", "\n")
     assert re.search(r"^InvoiceType +3 +3 +0 +0 +0$", body, re.M), body
     assert re.search(r"^Autopay +7 +3 +0 +4 +0$", body, re.M), body
     assert doc["precheck"][0] == "pre-check (autopay): 7 row(s): 4 to load, 3 refused at read, 0 repeated"
@@ -458,9 +484,11 @@ def test_report_is_emailed_with_every_dead_row_attached(cluster: Cluster) -> Non
         assert line in body.splitlines()
     assert "4 row(s) did not load" in body
 
-    attachments = {part.get_filename(): part.get_content() for part in message.iter_attachments()}
+    attachments = {part.get_filename(): part for part in message.iter_attachments()}
     assert list(attachments) == [f"{run_id}-errors.csv"]
-    text = attachments[f"{run_id}-errors.csv"]
+    attached = attachments[f"{run_id}-errors.csv"].get_payload(decode=True)
+    assert isinstance(attached, bytes)
+    text = attached.decode("utf-8")  # decoded by hand: the part names no charset (test_errors_attachment_names_its_charset)
     rows = list(csv.DictReader(io.StringIO(text)))
     assert {int(r["line"]): (r["entity"], r["outcome"], r["error_class"], r["field"], r["value"]) for r in rows} == {
         line: (entity, "dead", error_class, field, value)
@@ -471,6 +499,20 @@ def test_report_is_emailed_with_every_dead_row_attached(cluster: Cluster) -> Non
     for planted in FAULTS_SECRETS:
         for spelled in spellings(planted):
             assert spelled not in text and spelled not in body, f"{planted} in clear in the e-mail"
+
+
+def test_errors_attachment_names_its_charset(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ops.mailer
+
+    monkeypatch.setattr(ops.mailer, "error_rows_csv", lambda session, run_id: ("value\n«secret»\nSøren\n", 2))
+    doc = {"run_id": "r1", "state": "completed", "files": ["a.csv"], "entities": {}, "reminders": [],
+           "totals": {"read": 2, "committed": 0, "skipped": 0, "dead": 2, "blocked": 0}}
+    built = ops.mailer.report_message(None, doc, "cutover@example.com", "ops@example.com", [])  # type: ignore[arg-type]
+    received = email.message_from_bytes(built.as_bytes(), policy=policy.default)
+    assert isinstance(received, EmailMessage)
+    (part,) = received.iter_attachments()
+    assert part.get_content_charset() == "utf-8"
+    assert part.get_content() == "value\n«secret»\nSøren\n"
 
 
 # -- 7. formula-safe CSV reports -----------------------------------------------------------------------
@@ -606,7 +648,8 @@ def test_validate_prints_the_precheck_and_writes_nothing(cluster: Cluster) -> No
     assert portal_counts(cluster) == before
     assert control_counts(cluster) == {"runs": 0, "staged_records": 0, "dead_letters": 0}
 
-    created = cluster.cli("validate", AUTOPAY_FAULTS, "--profile", AUTOPAY_PROFILE, "--create-missing", "--json")
+    created = cluster.cli("validate", REFERENCE, AUTOPAY_FAULTS, "--profile", AUTOPAY_PROFILE, "--create-missing", "--json")
+    assert created.returncode == 3, created.stdout + created.stderr
     findings = json.loads(created.stdout)
     assert "will be created first (--create-missing): WTR-9001-N" in findings["precheck"][-1]
     assert portal_counts(cluster) == before
@@ -641,18 +684,26 @@ def test_profile_init_maps_the_obvious_headers(tmp_path: Path) -> None:
 
 def test_profile_check_fails_until_the_placeholders_are_filled(tmp_path: Path) -> None:
     data = tmp_path / "paperless.csv"
-    data.write_text("Cust Ref,Customer Name,Email Address\nX1,Ann,ann@example.com\n", encoding="utf-8")
+    data.write_text("Cust Ref,Full Name,Email Address\nX1,Ann,ann@example.com\n", encoding="utf-8")
     profile = tmp_path / "paperless.yaml"
     done = offline_cli(tmp_path, "csv", "profile", "init", str(data), "--type", "paperless", "--out", str(profile))
     assert done.returncode == 0, done.stderr
     written = yaml.safe_load(profile.read_text(encoding="utf-8"))
-    assert written["columns"] == {"name": "Customer Name", "email": "Email Address"}
+    assert written["columns"] == {"name": "Full Name", "email": "Email Address"}
+    assert written["account_number"] == {"prefix": "", "parts": [{"column": "FILL IN: account number header"}]}
+    assert written["invoice_types"] == ["FILL IN: an invoice type name"]
 
-    check = offline_cli(tmp_path, "csv", "profile", "check", str(profile), str(data))
-    assert check.returncode == 4
-    assert "the profile maps column 'FILL IN: account number header', which is not in the header" in check.stderr
+    for args in ((str(profile), str(data)), (str(profile),)):
+        check = offline_cli(tmp_path, "csv", "profile", "check", *args)
+        assert check.returncode == 4, check.stdout
+        assert "'FILL IN: account number header'" in check.stderr
 
     written["account_number"] = {"prefix": "P-", "parts": [{"column": "Cust Ref"}]}
+    write_profile(profile, written)
+    check = offline_cli(tmp_path, "csv", "profile", "check", str(profile), str(data))
+    assert check.returncode == 4, check.stdout
+    assert "invoice_types[0] still says 'FILL IN: an invoice type name'" in check.stderr
+
     written["invoice_types"] = ["Water Bill"]
     write_profile(profile, written)
     check = offline_cli(tmp_path, "csv", "profile", "check", str(profile), str(data))
@@ -661,19 +712,23 @@ def test_profile_check_fails_until_the_placeholders_are_filled(tmp_path: Path) -
                                     f"{data} has every column it maps")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: `csv profile check` accepts the invoice_types placeholder "
-                                       "'FILL IN: an invoice type name' that `csv profile init` writes")
-def test_profile_check_refuses_the_invoice_type_placeholder(tmp_path: Path) -> None:
-    profile = tmp_path / "autopay.yaml"
-    done = offline_cli(tmp_path, "csv", "profile", "init", AUTOPAY, "--type", "autopay", "--out", str(profile))
+def test_profile_init_does_not_take_the_customer_name_for_the_account_number(tmp_path: Path) -> None:
+    data = tmp_path / "paperless.csv"
+    data.write_text("Cust Ref,Customer Name,Email Address\nX1,Ann,ann@example.com\n", encoding="utf-8")
+    profile = tmp_path / "paperless.yaml"
+    done = offline_cli(tmp_path, "csv", "profile", "init", str(data), "--type", "paperless", "--out", str(profile))
     assert done.returncode == 0, done.stderr
-    check = offline_cli(tmp_path, "csv", "profile", "check", str(profile), AUTOPAY)
-    assert check.returncode == 4, check.stdout
-    assert "invoice_types" in check.stderr
+    written = yaml.safe_load(profile.read_text(encoding="utf-8"))
+    assert written["columns"].get("name") == "Customer Name"
+    assert written["account_number"]["parts"] != [{"column": "Customer Name"}]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: `csv profile check` reads the header with the profile's `encoding: utf-8` "
-                                       "as is, so a BOM stays in the first header, while `run` reads it as utf-8-sig")
-def test_profile_check_reads_a_bom_file_as_run_does(tmp_path: Path) -> None:
+def test_profile_tools_read_a_bom_file_as_run_does(tmp_path: Path) -> None:
+    """The registration profile says `encoding: utf-8` and its file starts with a BOM, as `run` reads it."""
     check = offline_cli(tmp_path, "csv", "profile", "check", REGISTRATION_PROFILE, REGISTRATION)
     assert check.returncode == 0, check.stderr
+    out = tmp_path / "registration.yaml"
+    done = offline_cli(tmp_path, "csv", "profile", "init", REGISTRATION, "--type", "registration", "--encoding", "utf-8",
+                       "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert yaml.safe_load(out.read_text(encoding="utf-8"))["account_number"]["parts"] == [{"column": "Account Number"}]

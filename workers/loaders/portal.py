@@ -6,6 +6,7 @@ paperless delivery. Accounts are found by account number (the account's name).""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from sqlalchemy import select
 
@@ -103,19 +104,37 @@ def _enrol(ctx: LoadContext, login: Login, kind: str, payment_method_id: int | N
             existing.payment_method_id = payment_method_id
 
 
+def _once_per_account(ctx: LoadContext, apply: Callable[[], Loaded]) -> Loaded:
+    """Autopay and paperless rows are keyed by account number: the first for an account applies;
+    a later one with other content is a Conflict unless the run is ``--upsert`` (then it applies
+    too), as for every entity with a natural key."""
+    previous = ctx.previous_load()
+    if previous is None or previous.target_id is None:
+        return apply()
+    outcome: list[Loaded] = []
+    verdict = ctx.existing(previous.target_id, lambda: outcome.append(apply()))
+    return outcome[0] if outcome else verdict
+
+
 @loader("Paperless")
 def load_paperless(ctx: LoadContext) -> Loaded:
-    login = _owner_of(ctx)
-    login.email = ctx.require("email")
-    if ctx.get("name") and not login.name:
-        login.name = ctx.get("name")
-    _enrol(ctx, login, "paperless")
-    ctx.session.flush()
-    return Loaded(login.id)
+    def apply() -> Loaded:
+        login = _owner_of(ctx)
+        login.email = ctx.require("email")
+        if ctx.get("name") and not login.name:
+            login.name = ctx.get("name")
+        _enrol(ctx, login, "paperless")
+        ctx.session.flush()
+        return Loaded(login.id)
+    return _once_per_account(ctx, apply)
 
 
 @loader("Autopay")
 def load_autopay(ctx: LoadContext) -> Loaded:
+    return _once_per_account(ctx, lambda: _add_payment_method(ctx))
+
+
+def _add_payment_method(ctx: LoadContext) -> Loaded:
     login = _owner_of(ctx)
     card = ctx.require("payment_method") == "card"
     month, year = ctx.get("card_expiry_month"), ctx.get("card_expiry_year")
