@@ -332,7 +332,8 @@ def db_upgrade() -> None:
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.option("--queues", "-Q",
-              help="Comma-separated queues (default: all: control,reference,accounts,contacts,ledger,subscriptions).")
+              help="Comma-separated queues (default: all: control,reference,accounts,contacts,ledger,subscriptions,"
+                   "services,tickets).")
 @click.option("--concurrency", "-c", type=int, help="Worker processes (default: CUTOVER_WORKER_CONCURRENCY or cores).")
 @click.pass_context
 def worker(ctx: click.Context, queues: str | None, concurrency: int | None) -> None:
@@ -400,11 +401,38 @@ def show_config() -> None:
         settings = _settings()
         for f in fields(settings):
             value = getattr(settings, f.name)
-            if f.name in ("vault_key", "flower_password", "smtp_password") and value:
+            if f.name in ("vault_key", "vault_previous_keys", "flower_password", "smtp_password") and value:
                 value = "«set»"
             elif f.name.endswith("_url") or f.name == "result_backend":
                 value = _hide_password(str(value))
             click.echo(f"CUTOVER_{f.name.upper():22} = {value!s:40} # {f.metadata.get('doc', '')}")
+        return exitcodes.OK
+
+    _guard(go)
+
+
+@main.group()
+def vault() -> None:
+    """The secrets vault."""
+
+
+@vault.command("rotate")
+def vault_rotate() -> None:
+    """Seal every stored secret under the current key (after setting a new CUTOVER_VAULT_KEY and
+    listing the old one in CUTOVER_VAULT_PREVIOUS_KEYS)."""
+
+    def go() -> int:
+        from ops.services import database
+        from ops.vault_rotation import rotate
+        from shared.entities import REGISTRY
+        from shared.vault import Vault
+
+        settings = _settings()
+        result = rotate(database(settings), REGISTRY, Vault.from_settings(settings))
+        for table, count in result.rows.items():
+            click.echo(f"{table}: {count} secret(s) sealed under the current key")
+        click.echo("keep the FIRST key listed in CUTOVER_VAULT_PREVIOUS_KEYS for good: idempotency keys of records with "
+                   "secrets are computed from it; the others can go once no worker or queued message still uses them")
         return exitcodes.OK
 
     _guard(go)

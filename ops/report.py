@@ -38,11 +38,15 @@ def safe_row(row: dict[str, Any]) -> dict[str, Any]:
     return {key: spreadsheet_safe(value) for key, value in row.items()}
 
 
-def report_rows(session: Session, run_id: str) -> Iterator[dict[str, Any]]:
-    """Every record read by the run, in source order, with its outcome (``pending`` while loading)."""
+def _require_run(session: Session, run_id: str) -> None:
     run = session.get(Run, run_id)
     if run is None or run.kind != "run":
         raise ConfigError(f"no run {run_id!r}; `cutover status` lists runs (replays report through the runs they replay)")
+
+
+def report_rows(session: Session, run_id: str) -> Iterator[dict[str, Any]]:
+    """Every record read by the run, in source order, with its outcome (``pending`` while loading)."""
+    _require_run(session, run_id)
     query = (
         select(StagedRecord.source_file, StagedRecord.line, StagedRecord.col, StagedRecord.entity, StagedRecord.key,
                StagedRecord.status, StagedRecord.target_id, DeadLetter.error_class, DeadLetter.message, DeadLetter.field,
@@ -65,6 +69,7 @@ def report_rows(session: Session, run_id: str) -> Iterator[dict[str, Any]]:
 
 def write_report(session: Session, run_id: str, out_dir: Path, formats: tuple[str, ...] = FORMATS) -> dict[str, Path]:
     """Write ``<out_dir>/<run_id>.jsonl`` and/or ``.csv`` in one pass; returns the paths by format."""
+    _require_run(session, run_id)  # before any file is created
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {fmt: out_dir / f"{run_id}.{fmt}" for fmt in formats}
     handles = {fmt: path.open("w", encoding="utf-8", newline="") for fmt, path in paths.items()}

@@ -19,6 +19,7 @@ from ops.mailer import report_message, require_mail, send
 from ops.reconcile import reconcile
 from ops.services import broker, database
 from ops.summary import counts_table, print_summary, run_document
+from producer.attachments import open_store
 from producer.readers.base import ReadOptions
 from producer.readers.csv_profile import Profile, load_profile
 from producer.replay import LetterFilter, plan_replay
@@ -83,7 +84,8 @@ def execute_run(settings: Settings, request: RunRequest, console: Console) -> tu
         if not request.wait:
             raise ConfigError("--email sends the report when the run ends: it cannot be combined with --no-wait")
         require_mail(settings, request.email)
-    stager = Stager(sf, REGISTRY, Vault.from_settings(settings), settings.chunk_size)
+    stager = Stager(sf, REGISTRY, Vault.from_settings(settings), settings.chunk_size,
+                    open_store(settings.attachment_store, sf, settings.home, settings.attachment_max_mb))
     run_id = new_run_id()
     with broker(settings, request.local_workers) as (app, workers):
         try:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import sessionmaker
 
 from ops.runs import csv_options
 from ops.services import database
+from producer.attachments import open_store
 from producer.readers.base import ReadOptions
 from producer.staging import Stager, resolve_sources
 from shared.db import engine_for
@@ -61,7 +62,8 @@ def validate(settings: Settings, paths: list[Path], format_name: str | None, opt
                               info={DRY_RUN: True})
             if settings.day_first:
                 options = replace(options, day_first=True)
-            staged = Stager(sf, REGISTRY, vault, settings.chunk_size).stage(sources, options, {"validate": True})
+            store = open_store(settings.attachment_store, sf, settings.home, settings.attachment_max_mb)
+            staged = Stager(sf, REGISTRY, vault, settings.chunk_size, store).stage(sources, options, {"validate": True})
             run_id = staged.run_id
             with sf() as session:
                 pending = session.execute(

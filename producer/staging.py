@@ -19,14 +19,16 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from producer.attachments import AttachmentStore
 from producer.customers import assign_customer_ids, highest_given_id
 from producer.ledger import InvoicePlanner, Plan, resolve_plans, write_plans, write_totals
 from producer.precheck import Precheck, precheck
@@ -86,8 +88,10 @@ def resolve_sources(paths: Iterable[Path], format_name: str | None) -> list[Sour
 class Stager:
     """Writes one run's records into the control tables."""
 
-    def __init__(self, sf: sessionmaker[Session], registry: Registry, vault: Vault, chunk_size: int) -> None:
+    def __init__(self, sf: sessionmaker[Session], registry: Registry, vault: Vault, chunk_size: int,
+                 attachments: AttachmentStore | None = None) -> None:
         self.sf, self.registry, self.vault, self.chunk_size = sf, registry, vault, chunk_size
+        self.attachments = attachments
         self.secret_names = {s.casefold() for e in registry for s in e.secret_fields}
 
     def stage(self, sources: list[SourceFile], options: ReadOptions, run_options: dict[str, Any],
@@ -97,6 +101,8 @@ class Stager:
             session.add(Run(id=run_id, kind="run", state="staging", options=run_options,
                             files=[str(s.path) for s in sources]))
         result = StagingResult(run_id)
+        if options.attachments is None:
+            options = replace(options, attachments=self.attachments)
         try:
             self._stage_files(run_id, sources, options, result)
             with self.sf.begin() as session:
@@ -153,7 +159,7 @@ class Stager:
         entity = self.registry[raw.entity] if raw.entity in self.registry and raw.error is None else None
         known = raw.entity in self.registry
         wave = self.registry.wave_of(raw.entity) if known else 0
-        payload, digest_fields = self._protect(raw.fields)
+        payload, digest_fields = self._protect(raw.fields, misspelled=raw.error is not None)
         digest = content_digest(raw.entity, digest_fields)
         if raw.derived:
             payload = {**payload, **raw.derived}
@@ -173,13 +179,19 @@ class Stager:
             row["_ref_key"] = natural_key_text(raw.fields, self.registry[raw.entity].lookup_key)
         return row, raw.error
 
-    def _protect(self, fields: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    def _is_secret(self, name: str, misspelled: bool) -> bool:
+        """A secret field, or — on a refused record — a name close to one (``CardNumbr``), whose value
+        is a secret all the same."""
+        folded = name.casefold()
+        return folded in self.secret_names or (misspelled and bool(get_close_matches(folded, self.secret_names, 1, 0.75)))
+
+    def _protect(self, fields: dict[str, str], misspelled: bool = False) -> tuple[dict[str, str], dict[str, str]]:
         """Secrets are encrypted for the payload and replaced by a keyed digest for the content hash."""
-        if not any(name.casefold() in self.secret_names for name in fields):
+        if not any(self._is_secret(name, misspelled) for name in fields):
             return fields, fields
         payload, digest_fields = dict(fields), dict(fields)
         for name, value in fields.items():
-            if name.casefold() in self.secret_names:
+            if self._is_secret(name, misspelled):
                 payload[name] = self.vault.encrypt(value)
                 digest_fields[name] = self.vault.digest(value)
         return payload, digest_fields
@@ -200,7 +212,7 @@ class Stager:
 
     def _read_letter(self, record_id: int, row: dict[str, Any], error: RecordError) -> dict[str, Any]:
         value = error.value
-        if error.field and error.field.casefold() in self.secret_names:
+        if error.field and self._is_secret(error.field, misspelled=True):
             value = SECRET_MASK
         return {
             "record_id": record_id, "run_id": row["run_id"], "entity": row["entity"], "wave": row["wave"],

@@ -13,6 +13,8 @@ ACCOUNTS_QUEUE = "accounts"
 CONTACTS_QUEUE = "contacts"
 LEDGER_QUEUE = "ledger"
 SUBSCRIPTIONS_QUEUE = "subscriptions"
+SERVICES_QUEUE = "services"
+TICKETS_QUEUE = "tickets"
 CONTROL_QUEUE = "control"
 
 #: Reference kinds keyed by ``Name`` with no further attributes.
@@ -98,6 +100,43 @@ def _portal_types() -> list[EntityType]:
     ]
 
 
+def _service_types() -> list[EntityType]:
+    """engageip services, account attributes, tickets and payment methods. A package before its
+    services, a service before its discount and attributes; tickets before their tracking and
+    attachments. Notes and tracking records have no natural key (two equal notes are two notes);
+    neither do card and bank payment methods (the number is secret, so it cannot be a key)."""
+    user = ("User",)
+    return [
+        EntityType("UserPackage", SERVICES_QUEUE, depends_on=("User", "Package"), natural_key=("User", "Name")),
+        EntityType("UserService", SERVICES_QUEUE, depends_on=("UserPackage", "Service"),
+                   natural_key=("User", "UserPackage", "Name")),
+        EntityType("UserPackageAttributeDiscount", SERVICES_QUEUE, depends_on=("UserPackage", "UserService"),
+                   natural_key=("User", "UserPackage", "UserService")),
+        EntityType("UserAttributeExpiryDate", SERVICES_QUEUE, depends_on=user, natural_key=user),
+        EntityType("UserAttributeTaxClass", SERVICES_QUEUE, depends_on=("User", "TaxClass"), natural_key=user),
+        EntityType("UserAttributeTaxCode", SERVICES_QUEUE, depends_on=("User", "TaxCode"), natural_key=user),
+        EntityType("UserAttributeTaxExempt", SERVICES_QUEUE, depends_on=("User", "TaxCode"), natural_key=("User", "TaxCode")),
+        EntityType("UserNote", SERVICES_QUEUE, depends_on=("User", "NoteType")),
+        EntityType("UserProfileAnswer", SERVICES_QUEUE, depends_on=("User", "ProfileQuestion"),
+                   natural_key=("User", "Question")),
+        EntityType("UserExtendedAttribute", SERVICES_QUEUE, depends_on=user, natural_key=("User", "Name")),
+        EntityType("UserPackageExtendedAttribute", SERVICES_QUEUE, depends_on=("UserPackage",),
+                   natural_key=("User", "UserPackage", "Name")),
+        EntityType("UserServiceAttribute", SERVICES_QUEUE, depends_on=("UserService",),
+                   natural_key=("User", "UserPackage", "UserService", "Name")),
+        EntityType("UserServiceProfileAnswer", SERVICES_QUEUE, depends_on=("UserService", "ProfileQuestion"),
+                   natural_key=("User", "UserService", "Question", "UserServiceID")),
+        EntityType("Ticket", TICKETS_QUEUE, depends_on=("User", "TicketPriority", "TicketCategory"),
+                   natural_key=("TicketID",)),
+        EntityType("TicketTracking", TICKETS_QUEUE, depends_on=("Ticket",)),
+        EntityType("TicketAttachment", TICKETS_QUEUE, depends_on=("Ticket",), natural_key=("TicketID", "FileName")),
+        EntityType("UserPaymentMethodCash", ACCOUNTS_QUEUE, depends_on=user, natural_key=user),
+        EntityType("UserPaymentMethodCheck", ACCOUNTS_QUEUE, depends_on=user, natural_key=user),
+        EntityType("UserPaymentMethodCreditCard", ACCOUNTS_QUEUE, depends_on=user, secret_fields=("CardNumber",)),
+        EntityType("UserPaymentMethodACH", ACCOUNTS_QUEUE, depends_on=user, secret_fields=("AccountNumber",)),
+    ]
+
+
 def build_default_registry() -> Registry:
     registry = Registry()
     registry.declare_all(_reference_types())
@@ -105,6 +144,7 @@ def build_default_registry() -> Registry:
     registry.declare_all(_ledger_types())
     registry.declare_all(_subscription_types())
     registry.declare_all(_portal_types())
+    registry.declare_all(_service_types())
     registry.waves  # noqa: B018 - a cycle must fail at start-up, not mid-run
     return registry
 

@@ -36,6 +36,7 @@ class Settings:
     worker_concurrency: int = field(default=0, metadata={"doc": "Worker processes started by the embedded default and `cutover worker` (0: one per core)."})
     worker_prefetch: int = field(default=8, metadata={"doc": "Messages a worker process reserves ahead (Celery prefetch multiplier)."})
     vault_key: str = field(default="", metadata={"doc": "Key that encrypts secrets in messages (urlsafe base64, 32 bytes). Empty: generated once under home."})
+    vault_previous_keys: str = field(default="", metadata={"doc": "Vault keys used before a rotation, comma-separated, oldest first: still used to decrypt, never to encrypt."})
     flower_user: str = field(default="", metadata={"doc": "Flower basic-auth user."})
     flower_password: str = field(default="", metadata={"doc": "Flower basic-auth password."})
     flower_port: int = field(default=5555, metadata={"doc": "Port Flower listens on."})
@@ -47,6 +48,8 @@ class Settings:
     smtp_user: str = field(default="", metadata={"doc": "SMTP login (empty: no authentication)."})
     smtp_password: str = field(default="", metadata={"doc": "SMTP password."})
     smtp_starttls: str = field(default="auto", metadata={"doc": "STARTTLS: auto (when the server offers it), always, never."})
+    attachment_store: str = field(default="database", metadata={"doc": "Where ticket attachments are stored while reading: database (a table) or files (under home/attachments, content-addressed)."})
+    attachment_max_mb: int = field(default=25, metadata={"doc": "Largest ticket attachment accepted, in MB (larger ones are dead-lettered at read)."})
     mail_from: str = field(default="cutover@localhost", metadata={"doc": "Sender address of e-mailed reports."})
 
     @property

@@ -4,6 +4,10 @@ ciphertext. Workers decrypt at the last moment (to hash a password, or to store 
 
 AES-256-GCM from ``cryptography``. The key is ``CUTOVER_VAULT_KEY`` or, on first use, generated into
 ``$CUTOVER_HOME/vault.key`` with owner-only permissions. Workers on other machines need the same key.
+
+Rotation: set the new key, list the old ones in ``CUTOVER_VAULT_PREVIOUS_KEYS`` (oldest first) so
+anything sealed before still opens, and run `cutover vault rotate` to seal the stored secrets
+(target payment methods, staged records still to load or replay) under the new key.
 """
 
 from __future__ import annotations
@@ -28,15 +32,19 @@ SECRET_MASK = "«secret»"
 class Vault:
     """Encrypts and decrypts field values; computes keyed digests for idempotency keys."""
 
-    def __init__(self, key: bytes) -> None:
-        if len(key) != 32:
-            raise ConfigError("the vault key must be 32 bytes (urlsafe base64 of 32 random bytes)")
+    def __init__(self, key: bytes, previous: tuple[bytes, ...] = ()) -> None:
+        for candidate in (key, *previous):
+            if len(candidate) != 32:
+                raise ConfigError("a vault key must be 32 bytes (urlsafe base64 of 32 random bytes)")
         self._aead = AESGCM(key)
-        self._mac_key = hashlib.sha256(b"cutover-digest" + key).digest()
+        self._older = [AESGCM(k) for k in reversed(previous)]
+        # The digest key comes from the first key ever used, so idempotency keys of records with
+        # secrets survive a rotation (a re-run after rotating still finds them in the ledger).
+        self._mac_key = hashlib.sha256(b"cutover-digest" + (previous[0] if previous else key)).digest()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Vault:
-        return cls(load_or_create_key(settings))
+        return cls(load_or_create_key(settings), previous_keys(settings))
 
     def encrypt(self, clear: str) -> str:
         nonce = os.urandom(12)
@@ -48,14 +56,35 @@ class Vault:
             raise InvalidValue("secret field is not vault ciphertext", value="«not shown»")
         try:
             raw = base64.urlsafe_b64decode(token[len(PREFIX):])
-            return self._aead.decrypt(raw[:12], raw[12:], None).decode()
-        except (InvalidTag, ValueError):
-            raise InvalidValue("secret cannot be decrypted with this vault key (damaged, or the key was rotated?)",
-                               value="«not shown»") from None
+        except ValueError:
+            raw = b""
+        for aead in (self._aead, *self._older):
+            try:
+                return aead.decrypt(raw[:12], raw[12:], None).decode()
+            except (InvalidTag, ValueError):
+                continue
+        raise InvalidValue("secret cannot be decrypted with this vault key or the previous ones (damaged, or the key "
+                           "was rotated without listing the old key in CUTOVER_VAULT_PREVIOUS_KEYS?)",
+                           value="«not shown»")
+
+    def reencrypt(self, token: str) -> str:
+        """The same secret under the current key (for `cutover vault rotate`)."""
+        return self.encrypt(self.decrypt(token))
 
     def digest(self, clear: str) -> str:
         """Keyed digest: lets equal secrets give equal idempotency keys without revealing them."""
         return "hmac:" + hmac.new(self._mac_key, clear.encode(), hashlib.sha256).hexdigest()
+
+
+def previous_keys(settings: Settings) -> tuple[bytes, ...]:
+    """Keys used before a rotation, oldest first (``vault_previous_keys``, comma-separated)."""
+    out = []
+    for text in filter(None, (k.strip() for k in settings.vault_previous_keys.split(","))):
+        try:
+            out.append(base64.urlsafe_b64decode(text))
+        except ValueError as exc:
+            raise ConfigError("CUTOVER_VAULT_PREVIOUS_KEYS holds a key that is not urlsafe base64") from exc
+    return tuple(out)
 
 
 def load_or_create_key(settings: Settings) -> bytes:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 from shared.errors import ConfigError, Position, RecordError
 
 if TYPE_CHECKING:
+    from producer.attachments import AttachmentStore
     from producer.readers.csv_profile import Profile
 
 
@@ -43,6 +44,8 @@ class ReadOptions:
     """csv: the file's encoding (default: the profile's, else UTF-8 with or without BOM)."""
     create_missing: bool = False
     """csv: an autopay or paperless row naming an account that does not exist creates it first."""
+    attachments: AttachmentStore | None = None
+    """engageip: where ticket attachments are stored while reading (set by the Stager)."""
 
 
 class Reader(Protocol):

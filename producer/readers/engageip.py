@@ -2,7 +2,9 @@
 
 lxml ``iterparse`` with DTDs, external entities and entity expansion off; each record element is
 cleared once read, so memory stays flat whatever the file size. A document with a DOCTYPE is refused
-before any record is read (that is where XML bombs and external entities live)."""
+before any record is read (that is where XML bombs and external entities live). With no DTD and no
+entities, ``huge_tree`` only lifts libxml2's 10 MB limit on one attribute value, so a ticket
+attachment given inline (base64 ``Content``, up to the attachment limit) can be read."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any
 
 from lxml import etree
 
+from producer.attachments import shown_content, store_attachment
 from producer.readers import values
 from producer.readers.base import RawRecord, ReadOptions
 from producer.readers.engageip_elements import (
@@ -25,6 +28,7 @@ from producer.readers.engageip_elements import (
     MONEY,
     ElementSpec,
 )
+from producer.readers.engageip_rules import RULES
 from shared.errors import InvalidValue, MissingField, Position, RecordError, SourceError, UnknownName
 from shared.hints import hint_for
 
@@ -42,7 +46,7 @@ class EngageIPReader:
         _refuse_doctype(path)
         context = etree.iterparse(
             str(path), events=("start", "end"), resolve_entities=False, no_network=True, load_dtd=False,
-            dtd_validation=False, huge_tree=False, remove_comments=True, remove_pis=True,
+            dtd_validation=False, huge_tree=True, remove_comments=True, remove_pis=True,
         )
         depth = 0
         root = None
@@ -82,8 +86,16 @@ class EngageIPReader:
             err = UnknownName(f"{tag} records carry attributes only; unexpected child element {child!r}",
                               field=str(child), value=str(child))
             return RawRecord(tag, raw, position, err)
+        content = ""
+        if raw.get("Content", "").strip():  # attachment bytes never go into a payload or a dead letter
+            content, raw["Content"] = raw["Content"], shown_content(raw["Content"])
         try:
             fields = typed_fields(tag, spec, raw, day_first=options.day_first)
+            if tag in RULES:
+                fields = RULES[tag](fields)
+            if tag == "TicketAttachment":
+                fields = store_attachment(path, {**fields, "Content": content} if "Content" in fields else fields,
+                                          options.attachments)
         except RecordError as err:
             return RawRecord(tag, raw, position, err)
         return RawRecord(tag, fields, position)

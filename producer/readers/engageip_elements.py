@@ -74,4 +74,54 @@ _LEDGER: dict[str, ElementSpec] = {
     ),
 }
 
-ELEMENTS: dict[str, ElementSpec] = {**_REFERENCE, **_ACCOUNTS, **_LEDGER}
+_SERVICES: dict[str, ElementSpec] = {
+    "UserPackage": ElementSpec({"User": TEXT, "Name": TEXT, "NextBillDate": DATETIME}, ("User", "Name")),
+    "UserService": ElementSpec({"User": TEXT, "UserPackage": TEXT, "Name": TEXT, "Optional": BOOL},
+                               ("User", "UserPackage", "Name")),
+    "UserPackageAttributeDiscount": ElementSpec(
+        {"DiscountType": TEXT, "Amount": MONEY, "User": TEXT, "UserPackage": TEXT, "UserService": TEXT},
+        ("DiscountType", "Amount", "User", "UserPackage")),
+}
+
+_ATTRIBUTES: dict[str, ElementSpec] = {
+    "UserAttributeExpiryDate": ElementSpec({"User": TEXT, "ExpiryDate": DATETIME}, ("User", "ExpiryDate")),
+    "UserAttributeTaxClass": ElementSpec(_text("User", "TaxClass"), ("User", "TaxClass")),
+    "UserAttributeTaxCode": ElementSpec(_text("User", "TaxCode"), ("User", "TaxCode")),
+    "UserAttributeTaxExempt": ElementSpec(_text("User", "TaxCode", "Certificate"), ("User", "TaxCode")),
+    "UserNote": ElementSpec({"User": TEXT, "Type": TEXT, "Note": TEXT, "Date": DATETIME}, ("User", "Type", "Note")),
+    "UserProfileAnswer": ElementSpec(_text("User", "Question", "Answer"), ("User", "Question")),
+    "UserExtendedAttribute": ElementSpec(_text("User", "Name", "Value"), ("User", "Name")),
+    "UserPackageExtendedAttribute": ElementSpec(_text("User", "UserPackage", "Name", "Value"), ("User", "UserPackage", "Name")),
+    "UserServiceAttribute": ElementSpec(_text("User", "UserPackage", "UserService", "Name", "Value"),
+                                        ("User", "UserPackage", "UserService", "Name")),
+    "UserServiceProfileAnswer": ElementSpec({**_text("User", "UserService", "Question", "Answer"), "UserServiceID": INT},
+                                            ("User", "UserService", "Question")),
+}
+
+_TICKETS: dict[str, ElementSpec] = {
+    "Ticket": ElementSpec(
+        {**_text("TicketID", "User", "Reference", "Subject", "Description", "Resolution", "AssignedTo", "Loggedby",
+                 "Status", "Priority", "ClosedBy", "Category", "Contactmethod", "Fromaddress", "Lastmodifiedby",
+                 "Hiddenresolution"),
+         "Date": DATETIME, "TimeSpent": INT, "Dateclosed": DATETIME, "Totaltimespent": INT, "Currenttimespent": INT,
+         "Showtouser": BOOL, "Duedate": DATETIME},
+        ("TicketID", "User", "Subject", "Date", "Status")),
+    "TicketTracking": ElementSpec({"TicketID": TEXT, "Date": DATETIME, "Author": TEXT, "Text": TEXT, "Hidden": BOOL},
+                                  ("TicketID", "Date", "Text")),
+    "TicketAttachment": ElementSpec(_text("TicketID", "FileName", "Path", "Content"), ("TicketID", "FileName"),
+                                    one_of=(("Path",), ("Content",))),
+}
+
+_PAYMENT_METHODS: dict[str, ElementSpec] = {
+    "UserPaymentMethodCash": ElementSpec({"User": TEXT, "Default": BOOL}, ("User",)),
+    "UserPaymentMethodCheck": ElementSpec({"User": TEXT, "Default": BOOL}, ("User",)),
+    "UserPaymentMethodCreditCard": ElementSpec(
+        {**_text("User", "CardType", "CardNumber", "NameOnCard", "ExpiryMonth", "ExpiryYear"), "Default": BOOL},
+        ("User", "CardNumber", "ExpiryMonth", "ExpiryYear", "NameOnCard")),
+    "UserPaymentMethodACH": ElementSpec(
+        {**_text("User", "BankName", "RoutingNumber", "AccountNumber", "AccountType", "NameOnAccount"), "Default": BOOL},
+        ("User", "RoutingNumber", "AccountNumber", "AccountType", "NameOnAccount")),
+}
+
+ELEMENTS: dict[str, ElementSpec] = {**_REFERENCE, **_ACCOUNTS, **_LEDGER, **_SERVICES, **_ATTRIBUTES, **_TICKETS,
+                                    **_PAYMENT_METHODS}

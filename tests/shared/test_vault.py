@@ -128,3 +128,17 @@ def test_configured_key_of_the_wrong_length_is_a_config_error(tmp_path: Path) ->
     settings = Settings(home=tmp_path, vault_key=base64.urlsafe_b64encode(b"k" * 16).decode())
     with pytest.raises(ConfigError, match="32 bytes"):
         Vault.from_settings(settings)
+
+
+def test_rotation_keeps_old_secrets_readable_and_digests_stable() -> None:
+    old_key, new_key = os.urandom(32), os.urandom(32)
+    before = Vault(old_key)
+    sealed = before.encrypt("4111111111111111")
+    rotated = Vault(new_key, previous=(old_key,))
+    assert rotated.decrypt(sealed) == "4111111111111111", "a secret sealed before the rotation still opens"
+    resealed = rotated.reencrypt(sealed)
+    assert Vault(new_key).decrypt(resealed) == "4111111111111111", "re-sealed secrets need only the new key"
+    with pytest.raises(InvalidValue, match="PREVIOUS_KEYS"):
+        Vault(new_key).decrypt(sealed)
+    assert rotated.digest("4111111111111111") == before.digest("4111111111111111"), \
+        "idempotency keys of records with secrets survive a rotation"

@@ -25,6 +25,17 @@ def loader(*entities: str) -> Callable[[Loader], Loader]:
 
 def load_all() -> dict[str, Loader]:
     """Import every loader module (explicit, so nothing registers by accident)."""
-    from workers.loaders import accounts, contacts, ledger, portal, reference, subscriptions  # noqa: F401
+    from workers.loaders import (  # noqa: F401
+        accounts,
+        attributes,
+        contacts,
+        ledger,
+        payment_methods,
+        portal,
+        reference,
+        services,
+        subscriptions,
+        tickets,
+    )
 
     return LOADERS
