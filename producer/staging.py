@@ -34,7 +34,7 @@ from producer.ledger import InvoicePlanner, Plan, resolve_plans, write_plans, wr
 from producer.precheck import Precheck, precheck
 from producer.readers.base import RawRecord, ReadOptions, detect_format, reader_for
 from shared.envelope import content_digest, idempotency_key, natural_key_text, show_key
-from shared.errors import Conflict, RecordError, SourceError
+from shared.errors import Conflict, RecordError, SourceError, UnknownName
 from shared.registry import Registry
 from shared.schema.control import DeadLetter, DispatchWave, InvoicePlan, Run, RunEntity, SourceTotal, StagedRecord
 from shared.vault import SECRET_MASK, Vault
@@ -159,7 +159,7 @@ class Stager:
         entity = self.registry[raw.entity] if raw.entity in self.registry and raw.error is None else None
         known = raw.entity in self.registry
         wave = self.registry.wave_of(raw.entity) if known else 0
-        payload, digest_fields = self._protect(raw.fields, misspelled=raw.error is not None)
+        payload, digest_fields = self._protect(raw.fields, misspelled=isinstance(raw.error, UnknownName))
         digest = content_digest(raw.entity, digest_fields)
         if raw.derived:
             payload = {**payload, **raw.derived}
@@ -180,10 +180,10 @@ class Stager:
         return row, raw.error
 
     def _is_secret(self, name: str, misspelled: bool) -> bool:
-        """A secret field, or — on a refused record — a name close to one (``CardNumbr``), whose value
-        is a secret all the same."""
+        """A secret field, or — on a record refused for an unknown name — a name close to one
+        (``CardNumbr``), whose value is a secret all the same."""
         folded = name.casefold()
-        return folded in self.secret_names or (misspelled and bool(get_close_matches(folded, self.secret_names, 1, 0.75)))
+        return folded in self.secret_names or (misspelled and bool(get_close_matches(folded, self.secret_names, 1, 0.8)))
 
     def _protect(self, fields: dict[str, str], misspelled: bool = False) -> tuple[dict[str, str], dict[str, str]]:
         """Secrets are encrypted for the payload and replaced by a keyed digest for the content hash."""
@@ -212,7 +212,7 @@ class Stager:
 
     def _read_letter(self, record_id: int, row: dict[str, Any], error: RecordError) -> dict[str, Any]:
         value = error.value
-        if error.field and self._is_secret(error.field, misspelled=True):
+        if error.field and self._is_secret(error.field, misspelled=isinstance(error, UnknownName)):
             value = SECRET_MASK
         return {
             "record_id": record_id, "run_id": row["run_id"], "entity": row["entity"], "wave": row["wave"],

@@ -585,3 +585,20 @@ def test_dead_lettered_card_replays_and_decrypts(cluster: Cluster, tmp_path: Pat
     assert (last4, holder, month, year) == ("1881", "Zoe Zane", 3, 2031)
     assert secret.startswith("vault:") and "4012888888881881" not in secret
     assert vault_of(cluster).decrypt(secret) == "4012888888881881"
+
+
+@SQLITE_ONLY
+def test_a_misspelt_secret_attribute_is_still_kept_secret(cluster: Cluster, tmp_path: Path) -> None:
+    """`CardNumbr` is refused as an unknown attribute; its value is a card number all the same."""
+    cluster.start_worker()
+    data = write_xml(tmp_path / "typo.xml",
+                     '<UserPaymentMethodCreditCard User="ann" CardNumbr="5555 5555 5555 4444" ExpiryMonth="1" '
+                     'ExpiryYear="2030" NameOnCard="Ann"/>')
+    done = cluster.cli("run", data)
+    assert done.returncode == 3, done.stdout + done.stderr
+    [(error_class, field, value)] = cluster.query("SELECT error_class, field, value FROM dead_letters")
+    assert (error_class, field, value) == ("UnknownName", "CardNumbr", "«secret»")
+    shown = cluster.cli("dlq", "show", str(cluster.query("SELECT id FROM dead_letters")[0][0]))
+    haystack = repr(cluster.query("SELECT * FROM staged_records")) + shown.stdout + done.stdout
+    for spelled in spellings("5555 5555 5555 4444"):
+        assert spelled not in haystack, f"{spelled} in clear"
