@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from producer.readers.csv_import import ENTITY_OF
 from producer.readers.csv_profile import Profile
 from shared.errors import SourceError
 from shared.hints import hint_for
@@ -58,11 +59,12 @@ class Precheck:
 
 def precheck(session: Session, run_id: str, profile: Profile, create_missing: bool) -> Precheck:
     """Raises SourceError (blocking) or returns the continuable findings."""
-    entity = {"registration": "Registration", "autopay": "Autopay", "paperless": "Paperless"}[profile.import_type]
+    entity = ENTITY_OF[profile.import_type]
     result = Precheck(profile.import_type, invoice_types=profile.invoice_types, create_missing=create_missing)
-    for status, in session.execute(select(StagedRecord.status).where(StagedRecord.run_id == run_id,
-                                                                     StagedRecord.entity == entity)):
-        result.rows[status] += 1
+    for status, count in session.execute(select(StagedRecord.status, func.count())
+                                         .where(StagedRecord.run_id == run_id, StagedRecord.entity == entity)
+                                         .group_by(StagedRecord.status)):
+        result.rows[status] = count
     _refuse_unknown_invoice_types(session, run_id, profile)
     if entity != "Registration":
         _find_missing_accounts(session, run_id, entity, result)

@@ -187,6 +187,8 @@ class Stager:
 
     def _protect(self, fields: dict[str, str], misspelled: bool = False) -> tuple[dict[str, str], dict[str, str]]:
         """Secrets are encrypted for the payload and replaced by a keyed digest for the content hash."""
+        if not misspelled and not any(name.casefold() in self.secret_names for name in fields):
+            return fields, fields  # the per-record path: one set lookup a field, no fuzzy matching
         if not any(self._is_secret(name, misspelled) for name in fields):
             return fields, fields
         payload, digest_fields = dict(fields), dict(fields)

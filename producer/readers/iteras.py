@@ -93,18 +93,14 @@ def _fields(operation: Operation, value: dict[str, Any]) -> dict[str, str]:
             continue
         parse = operation.fields.get(name)
         if parse is None:
-            raise UnknownName(f"{_operation_name(operation)} has no field {name!r}", field=name, value=name,
+            raise UnknownName(f"{operation.name} has no field {name!r}", field=name, value=name,
                               hint=hint_for(name, operation.fields) or f"fields: {', '.join(operation.fields)}")
         if item is not None:
             fields[name] = parse(name, item)
     for name in operation.required:
         if not fields.get(name):
-            raise MissingField(f"{_operation_name(operation)} needs {name}", field=name, value="")
+            raise MissingField(f"{operation.name} needs {name}", field=name, value="")
     return fields
-
-
-def _operation_name(operation: Operation) -> str:
-    return next(name for name, op in OPERATIONS.items() if op is operation)
 
 
 def _check_record(entity: str, fields: dict[str, str]) -> None:

@@ -226,28 +226,28 @@ def periods(path: str, value: Any) -> str:
 
 @dataclass(frozen=True)
 class Operation:
-    """One operation: the entity it loads as, its fields and the ones it cannot do without."""
+    """One operation: its name, the entity it loads as, its fields and the ones it cannot do without."""
 
+    name: str
     entity: str
     fields: dict[str, Parse]
     required: tuple[str, ...] = ()
 
 
-OPERATIONS: dict[str, Operation] = {
-    "createcustomer": Operation("Customer", {
+OPERATIONS: dict[str, Operation] = {op.name: op for op in (
+    Operation("createcustomer", "Customer", {
         "id": numeric_id, "created": moment, "name": text, "company": text, "email": text, "phone": text,
         "address": address,
     }),
-    "createsubscription": Operation("Subscription", {
+    Operation("createsubscription", "Subscription", {
         "id": numeric_id, "subscription_id": source_id, "campaign": text, "period_begin": day, "end": day,
         "remaining_assignments": count, "invoicing": one_of(*INVOICING), "renewed": boolean, "periods": periods,
     }, required=("id", "subscription_id", "campaign")),
-    "createpayment": Operation("CustomerPayment", {
+    Operation("createpayment", "CustomerPayment", {
         "id": numeric_id, "amount": minor_units, "currency": text, "method": text,
     }, required=("id", "amount", "currency", "method")),
-    "createcustomeroverride": Operation("CustomerOverride", {
+    Operation("createcustomeroverride", "CustomerOverride", {
         "id": numeric_id, "override_type": one_of(*OVERRIDE_TYPES), "begin": day, "end": day,
         "subscription_id": source_id, "address": address, "weekdays": weekdays,
     }, required=("id", "override_type", "begin")),
-}
-ENTITY_OF = {name: op.entity for name, op in OPERATIONS.items()}
+)}
