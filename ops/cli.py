@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -85,16 +86,20 @@ def _iteras_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--workers", "local_workers", type=int, default=None,
               help="Start N local worker processes (default with the embedded broker: one per core).")
 @click.option("--timeout", type=float, default=None, help="Stop waiting after this many seconds (exit 5).")
+@click.option("--records-per-message", type=click.IntRange(1, 10_000), default=1, show_default=True,
+              help="Pack N records into each message for raw speed (same keys, outcomes, dead letters and replay).")
 def run(paths: tuple[Path, ...], format_name: str | None, day_first: bool, lenient_json: bool,
         manual_invoice_verification: bool, profile: Path | None, encoding: str | None, create_missing: bool,
-        email: str | None, upsert: bool, wait: bool, as_json: bool, local_workers: int | None, timeout: float | None) -> None:
+        email: str | None, upsert: bool, wait: bool, as_json: bool, local_workers: int | None, timeout: float | None,
+        records_per_message: int) -> None:
     """Stage FILES (or folders of them), publish one message per record in waves, and load them."""
 
     def go() -> int:
         from ops.runs import RunRequest, execute_run
 
         request = RunRequest(list(paths), format_name, day_first, upsert, wait, as_json, local_workers, timeout,
-                             lenient_json, manual_invoice_verification, profile, encoding, create_missing, email)
+                             lenient_json, manual_invoice_verification, profile, encoding, create_missing, email,
+                             records_per_message)
         code, doc = execute_run(_settings(), request, _console(as_json))
         if as_json:
             click.echo(json.dumps({**doc, "exit_code": code}, indent=2))
@@ -378,15 +383,76 @@ def flower(port: int | None, address: str, insecure_open: bool) -> None:
 @click.option("--seed", default=0, show_default=True)
 @click.option("--fault-rate", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="Fraction of users with an unknown TaxCode (0 to 1).")
-def sample(out_dir: Path, accounts: int, seed: int, fault_rate: float) -> None:
-    """Write a synthetic engageip migration (reference + accounts) of any size."""
+@click.option("--passwords/--no-passwords", default=True, show_default=True,
+              help="Give every User a Password (hashed on load, ~130 ms each: leave out to measure throughput).")
+@click.option("--points-per-account", default=4, show_default=True, type=click.IntRange(0, 4),
+              help="Contact points per account, in the order email 1, email 2, phone 1, phone 2.")
+@click.option("--ledger/--no-ledger", default=False, show_default=True,
+              help="Also write ledger.xml: 12 transactions and 4 payments per account on 4 invoices.")
+@click.option("--accounts-per-close", default=100, show_default=True, type=click.IntRange(min=1),
+              help="Ledger: accounts whose monthly invoices one bare CloseInvoice closes.")
+def sample(out_dir: Path, accounts: int, seed: int, fault_rate: float, passwords: bool, points_per_account: int,
+           ledger: bool, accounts_per_close: int) -> None:
+    """Write a synthetic engageip migration (reference + accounts, optionally ledger) of any size."""
 
     def go() -> int:
-        from ops.sample import write_engageip_sample
+        from ops.sample import expected_counts, write_engageip_sample
 
-        for path in write_engageip_sample(out_dir, accounts, seed=seed, fault_rate=fault_rate):
+        for path in write_engageip_sample(out_dir, accounts, seed=seed, fault_rate=fault_rate, passwords=passwords,
+                                          points_per_account=points_per_account, ledger=ledger,
+                                          accounts_per_close=accounts_per_close):
             click.echo(f"wrote {path} ({path.stat().st_size:,} bytes)")
+        counts = expected_counts(accounts, points_per_account=points_per_account, ledger=ledger,
+                                 accounts_per_close=accounts_per_close)
+        click.echo(f"records: {sum(counts.values()):,}")
+        for entity, count in counts.items():
+            click.echo(f"  {entity:<16} {count:>12,}")
         return exitcodes.OK
+
+    _guard(go)
+
+
+@main.command()
+@click.option("--records", type=click.IntRange(1000), default=100_000, show_default=True,
+              help="Size of the synthetic migration (≈ 22 records an account, with the ledger).")
+@click.option("--database", "database_url", default=None,
+              help="PostgreSQL server URL (a scratch database `cutover_bench` is made on it per case); default: "
+                   "CUTOVER_DATABASE_URL, or SQLite when none is set (no COPY figure then).")
+@click.option("--broker", "broker_url", default=None,
+              help="Redis URL of a database the benchmark may EMPTY (default: CUTOVER_BROKER_URL, or the embedded Redis).")
+@click.option("--workers", type=int, default=2, show_default=True, help="Worker processes for the main cases.")
+@click.option("--scaling", default="1,2,4", show_default=True, help="Worker counts for the scaling cases ('' for none).")
+@click.option("--naive-records", type=int, default=10_000, show_default=True, help="Size of the naive case (slow by design).")
+@click.option("--records-per-message", "packed", type=int, default=500, show_default=True,
+              help="Records a packed message carries.")
+@click.option("--ledger/--no-ledger", default=True, show_default=True, help="Include invoices, transactions and payments.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("bench-results"), show_default=True,
+              help="Where bench.json is written.")
+def bench(records: int, database_url: str | None, broker_url: str | None, workers: int, scaling: str, naive_records: int,
+          packed: int, ledger: bool, out_dir: Path) -> None:
+    """Run a synthetic migration end to end per message shape and compare with PostgreSQL COPY of the same rows."""
+
+    def go() -> int:
+        from rich.table import Table
+
+        from ops.bench.run import RECORDS_PER_ACCOUNT, BenchConfig, run_bench, table
+
+        per_account = RECORDS_PER_ACCOUNT if ledger else 6
+        config = BenchConfig(
+            accounts=max(1, records // per_account),
+            database_url=database_url or os.environ.get("CUTOVER_DATABASE_URL") or "sqlite",
+            broker_url=broker_url or os.environ.get("CUTOVER_BROKER_URL") or None, out_dir=out_dir, workers=workers,
+            scaling=tuple(int(n) for n in scaling.split(",") if n.strip()),
+            naive_accounts=max(1, naive_records // per_account), packed=packed, ledger=ledger)
+        console = _console()
+        doc = run_bench(config, progress=console.print)
+        rows = table(doc)
+        grid = Table(*rows[0], title=f"cutover bench — {records:,} records requested")
+        for row in rows[1:]:
+            grid.add_row(*row)
+        console.print(grid)
+        console.print(f"written: {out_dir / 'bench.json'}")
+        return 0 if all(c["exit_code"] in (0, 3) for c in doc["cases"]) else 1
 
     _guard(go)
 

@@ -25,12 +25,12 @@ from producer.readers.csv_profile import Profile, load_profile
 from producer.replay import LetterFilter, plan_replay
 from producer.staging import SourceFile, Stager, new_run_id, resolve_sources
 from shared.celery_app import DISPATCH_RESUME, DISPATCH_START
-from shared.dispatch import runs_of
+from shared.dispatch import in_flight, runs_of
 from shared.entities import CONTROL_QUEUE, REGISTRY
 from shared.errors import ConfigError, SourceError
 from shared.permissions import Policy, current_operator
 from shared.schema.control import Run
-from shared.settings import Settings
+from shared.settings import Settings, load_settings
 from shared.vault import Vault
 
 POLL_SECONDS = 0.5
@@ -52,6 +52,7 @@ class RunRequest:
     encoding: str | None = None
     create_missing: bool = False
     email: str | None = None
+    records_per_message: int = 1
 
 
 def csv_options(settings: Settings, sources: list[SourceFile], profile_path: Path | None,
@@ -96,6 +97,7 @@ def execute_run(settings: Settings, request: RunRequest, console: Console) -> tu
                 "upsert": request.upsert, "date_order": "day-first" if day_first else "month-first",
                 "lenient_json": request.lenient_json, "manual_invoice_verification": request.manual_invoice_verification,
                 "profile": str(request.profile) if request.profile else None, "create_missing": request.create_missing,
+                "records_per_message": request.records_per_message,
             }, run_id=run_id)
         except SourceError as exc:
             console.print(f"[red]run {run_id} refused:[/red] {exc}\nNothing was loaded.")
@@ -189,12 +191,15 @@ def wait_for(sf: sessionmaker[Session], run_id: str, workers: LocalWorkers | Non
              live_display: bool, timeout: float | None = None) -> bool:
     """Poll until the dispatch completes; True when it did, False when the timeout passed."""
     deadline = None if timeout is None else time.monotonic() + timeout
+    settings = load_settings()
+    limit, chunk = settings.max_in_flight, settings.chunk_size
     with Live(console=console, auto_refresh=False, transient=False) if live_display else _NoLive() as live:
         while True:
             with sf() as session:
                 state = session.get_one(Run, run_id).state
                 if live_display:
-                    live.update(counts_table(run_document(session, run_id), title=f"run {run_id} — {state}"), refresh=True)
+                    live.update(counts_table(run_document(session, run_id), title=_title(session, run_id, state, limit, chunk)),
+                                refresh=True)
             if state == "completed":
                 return True
             if workers is not None:
@@ -202,6 +207,15 @@ def wait_for(sf: sessionmaker[Session], run_id: str, workers: LocalWorkers | Non
             if deadline is not None and time.monotonic() > deadline:
                 return False
             time.sleep(POLL_SECONDS)
+
+
+def _title(session: Session, run_id: str, state: str, limit: int, chunk: int) -> str:
+    """The run's state and its back-pressure: at the limit, publishing waits for the workers."""
+    if state != "running":
+        return f"run {run_id} — {state}"
+    flying = in_flight(session, run_id)
+    waiting = " — limit reached, publishing waits for the workers" if flying > limit - chunk else ""
+    return f"run {run_id} — {state} — {flying:,} of at most {limit:,} records in flight{waiting}"
 
 
 def _wait_and_summarise(sf: sessionmaker[Session], run_id: str, workers: LocalWorkers | None, request: RunRequest,

@@ -1,11 +1,16 @@
-"""Waves of chunked chords, with back-pressure.
+"""Waves of chunks, with back-pressure.
 
 A run's (or replay's) staged records are numbered into chunks per wave at staging time. Dispatching a
-wave publishes one chord per chunk: a header of per-record load tasks and a ``chunk_done`` callback.
-At most ``max_in_flight`` records' worth of chunks are out at once; each callback claims and
-publishes the next chunk, and the callback that closes a wave's last chunk opens the next wave. The
-database holds the counters, so the barrier is cheap (chords of hundreds, not millions) and a
-callback that fires twice is counted once.
+wave publishes, per chunk, one load message per record (pipelined, see ``shared.publish``). The
+barrier is in the database, where the outcomes are written anyway: the worker whose batch leaves a
+chunk with no pending record sends ``chunk_done`` (``close_if_empty``), which claims and publishes
+the next chunk; the one that closes a wave's last chunk opens the next wave. At most
+``max_in_flight`` records' worth of chunks are out at once, so queues stay bounded whatever the
+input size. A ``chunk_done`` that comes twice is counted once.
+
+Why not a Celery chord per chunk: on Redis every chord member writes its result and bumps a counter
+(three round trips a record) and batched tasks cannot be chord members; the database counter costs
+one indexed query per batch.
 
 Publishing happens inside worker tasks (``cutover.dispatch.*`` on the control queue), never from the
 CLI, so no client process subscribes to hundreds of thousands of result channels.
@@ -14,15 +19,17 @@ CLI, so no client process subscribes to hundreds of thousands of result channels
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any, cast
 
-from celery import Celery, chord
+from celery import Celery
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.celery_app import DISPATCH_CHUNK_DONE
 from shared.envelope import Envelope
 from shared.errors import Position
+from shared.publish import OutgoingTask, publish_many
 from shared.registry import Registry
 from shared.schema.base import utcnow
 from shared.schema.control import DispatchChunk, DispatchWave, Run, RunEntity, StagedRecord
@@ -78,31 +85,41 @@ def resume(sf: SessionFactory, app: Celery, registry: Registry, dispatch_id: str
     return len(todo)
 
 
-def close_if_orphaned(sf: SessionFactory, app: Celery, record_id: int) -> bool:
-    """After a redelivered record: close its chunk when nothing of it is left to load.
+def close_if_empty(sf: SessionFactory, app: Celery, chunks: Iterable[tuple[str, int, int]]) -> int:
+    """The chunk barrier: after a batch commits, each chunk it touched that has no pending record
+    left is closed by sending ``chunk_done`` (which counts it once, so two batches finishing the same
+    chunk at once are harmless). The last batch to commit sees every other's commit, so a chunk can't
+    be missed. Returns how many chunks it sent."""
+    chunks = sorted(set(chunks))
+    if not chunks:
+        return 0
+    empty = []
+    with sf.begin() as session:
+        for dispatch_id, wave, chunk in chunks:
+            pending = session.scalar(select(StagedRecord.id).where(
+                StagedRecord.dispatch_id == dispatch_id, StagedRecord.wave == wave, StagedRecord.chunk == chunk,
+                StagedRecord.status == "pending").limit(1))
+            if pending is None and _claim_emptied(session, dispatch_id, wave, chunk):
+                empty.append((dispatch_id, wave, chunk))
+    for key in empty:
+        app.send_task(DISPATCH_CHUNK_DONE, args=key, ignore_result=True)  # routed to the control queue
+    return len(empty)
 
-    A worker killed between counting a chord member and firing the chord's callback leaves a chunk
-    whose records are all done but whose callback never comes (the member's redelivery counts once
-    more, past the chord's size). The redelivered member sees that and sends the callback itself;
-    a second callback is harmless (a chunk is counted once). Returns True when it sent one."""
-    with sf() as session:
-        record = session.get(StagedRecord, record_id)
-        if record is None or record.chunk < 0:
-            return False
-        pending = session.scalar(select(func.count()).select_from(StagedRecord).where(
-            StagedRecord.dispatch_id == record.dispatch_id, StagedRecord.wave == record.wave,
-            StagedRecord.chunk == record.chunk, StagedRecord.status == "pending"))
-        chunk = session.get(DispatchChunk, (record.dispatch_id, record.wave, record.chunk))
-        if pending or chunk is None or chunk.done_at is not None:
-            return False
-        key = (record.dispatch_id, record.wave, record.chunk)
-    app.send_task(DISPATCH_CHUNK_DONE, args=key, ignore_result=True)  # routed to the control queue
-    return True
+
+def _claim_emptied(session: Session, dispatch_id: str, wave: int, chunk: int) -> bool:
+    """Only the worker that flips ``emptied_at`` sends ``chunk_done``: two batches finishing one chunk
+    together send it once, so a second ``chunk_done`` only ever means a redelivery after a lost worker."""
+    flipped = cast(CursorResult[Any], session.execute(
+        update(DispatchChunk)
+        .where(DispatchChunk.dispatch_id == dispatch_id, DispatchChunk.wave == wave, DispatchChunk.chunk == chunk,
+               DispatchChunk.emptied_at.is_(None))
+        .values(emptied_at=utcnow()))).rowcount
+    return bool(flipped)
 
 
 def chunk_done(sf: SessionFactory, app: Celery, registry: Registry, dispatch_id: str, wave: int, chunk: int,
                window: int) -> None:
-    """A chord closed: count it once, publish the next chunk of the wave, or open the next wave."""
+    """A chunk emptied: count it once, publish the next chunk of the wave, or open the next wave."""
     _drain(sf, app, registry, dispatch_id, _close_chunk(sf, dispatch_id, wave, chunk, window), window)
 
 
@@ -119,7 +136,7 @@ def _drain(sf: SessionFactory, app: Celery, registry: Registry, dispatch_id: str
 
 
 def _mark_published(sf: SessionFactory, dispatch_id: str, wave: int, chunk: int) -> None:
-    """Only a fully published chord is marked: a chunk claimed but never marked is published again
+    """Only a fully published chunk is marked: a chunk claimed but never marked is published again
     when its dispatcher's message comes back (the worker died while publishing)."""
     with sf.begin() as session:
         session.execute(update(DispatchChunk)
@@ -186,8 +203,8 @@ def _claim(session: Session, state: DispatchWave, count: int) -> list[int]:
 
 
 def publish_chunk(sf: SessionFactory, app: Celery, registry: Registry, dispatch_id: str, wave: int, chunk: int) -> bool:
-    """One chord: a load task per pending record of the chunk, then ``chunk_done``.
-    Returns False when the chunk has nothing left to load (nothing is published)."""
+    """A message per pending record of the chunk (or per ``records_per_message`` records, packed),
+    pipelined to Redis in one round trip. Returns False when the chunk has nothing left to load."""
     with sf() as session:
         rows = session.execute(
             select(StagedRecord.id, StagedRecord.run_id, StagedRecord.entity, StagedRecord.key, StagedRecord.digest,
@@ -197,19 +214,26 @@ def publish_chunk(sf: SessionFactory, app: Celery, registry: Registry, dispatch_
             .order_by(StagedRecord.id)
         ).all()
         run = session.get(Run, dispatch_id)
-        upsert = bool(run and run.options.get("upsert"))
+        options = run.options if run else {}
     if not rows:
         return False
-    header = []
+    upsert = bool(options.get("upsert"))
+    per_message = max(1, int(options.get("records_per_message") or 1))
+    by_entity: dict[str, list[Envelope]] = {}
     for row in rows:
-        entity = registry[row.entity]
-        env = Envelope(run_id=row.run_id, record_id=row.id, entity=row.entity, key=row.key, digest=row.digest,
-                       position=Position(row.source_file, row.line, row.col), fields=row.payload, upsert=upsert,
-                       replay=row.run_id != dispatch_id)
-        header.append(app.signature(entity.task_name, args=(env.to_message(),),
-                                    argsrepr=repr((env.label(entity.lookup_key),))))
-    body = app.signature(DISPATCH_CHUNK_DONE, args=(dispatch_id, wave, chunk), immutable=True)
-    chord(header, body).apply_async()
+        by_entity.setdefault(row.entity, []).append(Envelope(
+            run_id=row.run_id, record_id=row.id, entity=row.entity, key=row.key, digest=row.digest,
+            position=Position(row.source_file, row.line, row.col), fields=row.payload, upsert=upsert,
+            replay=row.run_id != dispatch_id, chunk=(dispatch_id, wave, chunk)))
+    messages = []
+    for name, envelopes in by_entity.items():
+        entity = registry[name]
+        for start in range(0, len(envelopes), per_message):
+            pack = envelopes[start:start + per_message]
+            labels = ", ".join(e.label(entity.lookup_key) for e in pack[:3]) + (f" … ({len(pack)})" if len(pack) > 3 else "")
+            payload: object = pack[0].to_message() if per_message == 1 else [e.to_message() for e in pack]
+            messages.append(OutgoingTask(entity.task_name, (payload,), labels))
+    publish_many(app, messages)
     return True
 
 
@@ -221,6 +245,16 @@ def _finish(session: Session, dispatch_id: str) -> None:
     run.finished_at = utcnow()
     for run_id in runs_of(session, dispatch_id):
         snapshot_counts(session, run_id)
+
+
+def in_flight(session: Session, dispatch_id: str) -> int:
+    """Records published and not yet settled: what back-pressure bounds by ``max_in_flight``."""
+    return session.scalar(
+        select(func.count()).select_from(StagedRecord).join(DispatchChunk, (DispatchChunk.dispatch_id == StagedRecord.dispatch_id)
+                                                            & (DispatchChunk.wave == StagedRecord.wave)
+                                                            & (DispatchChunk.chunk == StagedRecord.chunk))
+        .where(StagedRecord.dispatch_id == dispatch_id, StagedRecord.status == "pending", DispatchChunk.done_at.is_(None))
+    ) or 0
 
 
 def runs_of(session: Session, dispatch_id: str) -> list[str]:

@@ -28,6 +28,8 @@ class Envelope:
     upsert: bool = False
     replay: bool = False
     """Published by a replay: only then can the record have an open dead letter to close."""
+    chunk: tuple[str, int, int] | None = None
+    """(dispatch, wave, chunk) the record was published in: the worker closes the chunk when it empties."""
 
     def to_message(self) -> dict[str, Any]:
         return asdict(self)
@@ -39,12 +41,20 @@ class Envelope:
             run_id=data["run_id"], record_id=int(data["record_id"]), entity=data["entity"], key=data["key"],
             digest=data["digest"], position=Position(pos["file"], pos.get("line"), pos.get("column")),
             fields=dict(data["fields"]), upsert=bool(data.get("upsert", False)), replay=bool(data.get("replay", False)),
+            chunk=_chunk(data.get("chunk")),
         )
 
     def label(self, natural_key: tuple[str, ...]) -> str:
         """Short, secret-free text for Flower and logs: ``User 'bob' (accounts.xml:12)``."""
         ident = "/".join(self.fields.get(f, "") for f in natural_key) if natural_key else f"#{self.record_id}"
         return f"{self.entity} {ident!r} ({self.position})"
+
+
+def _chunk(value: Any) -> tuple[str, int, int] | None:
+    if not value:
+        return None
+    dispatch_id, wave, chunk = value
+    return str(dispatch_id), int(wave), int(chunk)
 
 
 def canonical_content(entity: str, fields: Mapping[str, str]) -> bytes:

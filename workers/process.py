@@ -32,6 +32,7 @@ def process_record(sessions: sessionmaker[Session], registry: Registry, vault: V
                 if previous is not None:
                     return outcomes.record_duplicate(session, env, previous)
                 loaded = loaders[env.entity](LoadContext(session, env, entity, registry, vault))
+                session.flush()
                 outcomes.record_success(session, env, entity, loaded.target_id, loaded.outcome)
                 return loaded.outcome
         except (RecordError, Blocked) as error:
@@ -44,7 +45,7 @@ def process_record(sessions: sessionmaker[Session], registry: Registry, vault: V
                 return park(sessions, entity, env, clash, attempts)
         except TRANSIENT:
             raise
-        except Exception as exc:  # a loader bug must not stall the chord: park the record, keep the trace
+        except Exception as exc:  # a loader bug must not stall the chunk: park the record, keep the trace
             log.exception("%s: loader crashed", env.label(entity.lookup_key))
             crash = LoaderCrashed(f"{type(exc).__name__}: {first_line(exc)}", hint="a bug in cutover; report it with this record")
             return park(sessions, entity, env, crash, attempts)

@@ -1,16 +1,19 @@
 """Thin tasks: one load task per entity type (named ``cutover.load.<Entity>`` so Flower reads as the
 migration) and the dispatch tasks on the control queue. The base class owns delivery counting and
-the retry-or-dead-letter decision; ``workers.process`` owns the transaction and the ledger.
+the retry-or-dead-letter decision; ``workers.batch`` owns the transactions and the ledger.
 
-Load tasks never raise for a record's own fault: they dead-letter it and return ``None``, so a chord
-never fails and never carries more than a null result per member."""
+Load tasks never raise for a record's own fault: they dead-letter it, so a batch never fails. They
+store no result: a chunk closes when its last record leaves ``pending`` in the database."""
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
-from celery import Celery, Task
+from celery import Celery
+from celery_batches import Batches, SimpleRequest
+from sqlalchemy import select
 
 from shared import dispatch
 from shared.celery_app import DISPATCH_CHUNK_DONE, DISPATCH_RESUME, DISPATCH_START
@@ -18,67 +21,122 @@ from shared.entities import REGISTRY
 from shared.envelope import Envelope
 from shared.errors import RegistryError, RetriesExhausted, WorkerLost
 from shared.registry import EntityType
+from shared.schema.control import StagedRecord
+from shared.settings import load_settings
 from workers import outcomes
+from workers.batch import load_batch
 from workers.loaders import load_all
-from workers.process import TRANSIENT, first_line, park, process_record
+from workers.process import TRANSIENT, first_line, park
 from workers.runtime import runtime
 
 log = logging.getLogger("cutover.worker")
 
 
-class RecordTask(Task):
-    """Loads one record of ``entity``."""
+class RecordTask(Batches):
+    """Loads records of ``entity``: one message per record (or, packed, a list of records per message).
+
+    The worker buffers messages (celery-batches) and hands up to ``flush_every`` of them to one pool
+    process, which loads them in few transactions (``workers.batch``). Messages are acknowledged after
+    the batch returns (acks_late): a worker that dies mid-batch leaves them to be delivered again,
+    and the ledger makes the second delivery a no-op for what had committed."""
 
     entity: EntityType
     acks_late = True
-    reject_on_worker_lost = True
-    ignore_result = False  # chord members must report (a null result) to close the barrier
+    ignore_result = True
 
-    def run(self, message: dict[str, Any]) -> None:
-        env = Envelope.from_message(message)
+    def run(self, requests: list[SimpleRequest]) -> None:  # type: ignore[override]
         rt = runtime()
+        envelopes: list[Envelope] = []
+        attempts: dict[int, int] = {}
+        chunks: set[tuple[str, int, int]] = set()
+        for request in requests:
+            for message in _records(request.args):
+                env = Envelope.from_message(message)
+                if env.chunk:
+                    chunks.add(env.chunk)
+                count = self._count_delivery(request, env)
+                if count > rt.settings.max_attempts:
+                    lost = WorkerLost(f"the worker died on this record {count - 1} times",
+                                      hint="look for a crash in the worker logs, then replay")
+                    park(rt.sessions, self.entity, env, lost, count)
+                    continue
+                attempts[env.record_id] = count
+                envelopes.append(env)
+        started = time.monotonic()
         try:
-            attempts = self._count_delivery(env)
-            if attempts > rt.settings.max_attempts:
-                lost = WorkerLost(f"the worker died on this record {attempts - 1} times",
-                                  hint="look for a crash in the worker logs, then replay")
-                park(rt.sessions, self.entity, env, lost, attempts)
-            else:
-                process_record(rt.sessions, rt.registry, rt.vault, rt.loaders, self.entity, env, attempts)
-            if self._redelivered() and dispatch.close_if_orphaned(rt.sessions, self.app, env.record_id):
-                log.warning("%s: redelivered after a worker was lost; closed its chunk", env.label(self.entity.lookup_key))
+            load_batch(rt.sessions, rt.registry, rt.vault, rt.loaders, self.entity, envelopes, attempts,
+                       budget=rt.settings.batch_seconds)
         except TRANSIENT as exc:
-            self._retry_or_park(env, exc)
-        return
+            if self._retry_or_park(requests, envelopes, exc):
+                dispatch.close_if_empty(rt.sessions, self.app, chunks)
+            return
+        loaded_at = time.monotonic()
+        closed = dispatch.close_if_empty(rt.sessions, self.app, chunks)
+        log.info("%s: %d message(s), %d record(s) loaded in %.3fs, %d chunk(s) closed in %.3fs", self.entity.name,
+                 len(requests), len(envelopes), loaded_at - started, closed, time.monotonic() - loaded_at)
+        _report_to_monitors(self.app, requests)
 
-    def _redelivered(self) -> bool:
-        return bool((self.request.delivery_info or {}).get("redelivered"))
-
-    def _count_delivery(self, env: Envelope) -> int:
+    def _count_delivery(self, request: SimpleRequest, env: Envelope) -> int:
         """Only a redelivered message costs a write: its attempt count bounds poison-message loops."""
-        if not self._redelivered():
-            return 1 + (self.request.retries or 0)
+        retries = int((request.request_dict or {}).get("retries") or 0)
+        if not (request.delivery_info or {}).get("redelivered"):
+            return 1 + retries
         with runtime().sessions.begin() as session:
             return outcomes.bump_attempts(session, env) + 1
 
-    def _retry_or_park(self, env: Envelope, exc: Exception) -> None:
+    def _retry_or_park(self, requests: list[SimpleRequest], envelopes: list[Envelope], exc: Exception) -> bool:
+        """The database or broker failed mid-batch: send every message again later (what committed is
+        skipped then), or, after ``max_attempts``, dead-letter the records that are still pending.
+        Returns True when it parked them (their chunks may then be empty)."""
         rt = runtime()
-        retries = self.request.retries or 0
+        retries = max(int((r.request_dict or {}).get("retries") or 0) for r in requests)
         if retries + 1 < rt.settings.max_attempts:
             countdown = min(rt.settings.retry_backoff_max, 2 ** retries)
-            log.warning("%s: transient %s, retry %d in %ss", env.label(self.entity.lookup_key), type(exc).__name__,
-                        retries + 1, countdown)
-            raise self.retry(exc=exc, countdown=countdown, max_retries=rt.settings.max_attempts)
+            log.warning("%s: transient %s, retry %d of a batch of %d record(s) in %ss", self.entity.name,
+                        type(exc).__name__, retries + 1, len(envelopes), countdown)
+            self._send_again(requests, countdown, retries + 1)
+            return False
         error = RetriesExhausted(f"{type(exc).__name__} after {retries + 1} attempts: {first_line(exc)}",
                                  hint="check the database and broker, then replay")
         try:
-            park(rt.sessions, self.entity, env, error, retries + 1)
-        except TRANSIENT as still_down:
-            # The dead letter itself cannot be written: keep the message and try again later, so the
-            # record is neither lost nor allowed to fail its chord.
-            log.warning("%s: database still unreachable; retrying in %ss", env.label(self.entity.lookup_key),
+            for env in envelopes:
+                if not _settled(rt.sessions, env):
+                    park(rt.sessions, self.entity, env, error, retries + 1)
+            return True
+        except TRANSIENT:
+            # The dead letters themselves cannot be written: keep the records moving, so none is lost.
+            log.warning("%s: database still unreachable; sending the batch again in %ss", self.entity.name,
                         rt.settings.retry_backoff_max)
-            raise self.retry(exc=still_down, countdown=rt.settings.retry_backoff_max, max_retries=None) from None
+            self._send_again(requests, rt.settings.retry_backoff_max, retries)
+            return False
+
+    def _send_again(self, requests: list[SimpleRequest], countdown: int, retries: int) -> None:
+        with self.app.producer_or_acquire() as producer:
+            for request in requests:
+                self.app.send_task(self.name, args=request.args, countdown=countdown, retries=retries,
+                                   producer=producer, ignore_result=True)
+
+
+def _records(args: tuple[Any, ...]) -> list[dict[str, Any]]:
+    """A message carries one record (a dict) or, with ``--records-per-message``, a list of them."""
+    payload = args[0]
+    return payload if isinstance(payload, list) else [payload]
+
+
+def _settled(sessions: Any, env: Envelope) -> bool:
+    with sessions() as session:
+        return session.scalar(select(StagedRecord.status).where(StagedRecord.id == env.record_id)) != "pending"
+
+
+def _report_to_monitors(app: Celery, requests: list[SimpleRequest]) -> None:
+    """Tell Flower each message succeeded: a batch runs outside Celery's per-task tracing, so the
+    events it would send are sent here, pipelined in one round trip."""
+    if not app.conf.worker_send_task_events or not requests:
+        return
+    with app.events.default_dispatcher(hostname=requests[0].hostname) as dispatcher:
+        with dispatcher.producer.batch(max_size=1000):
+            for request in requests:
+                dispatcher.send("task-succeeded", uuid=request.id, name=request.name, result="None", runtime=0.0)
 
 
 def register_tasks(app: Celery) -> None:
@@ -87,9 +145,12 @@ def register_tasks(app: Celery) -> None:
     missing = [e.name for e in REGISTRY if e.name not in loaders]
     if missing:
         raise RegistryError(f"declared entity types without a loader: {', '.join(missing)}")
+    settings = load_settings()
     for entity in REGISTRY:
         if entity.name in loaders:
-            task_class = type(f"Load{entity.name}", (RecordTask,), {"entity": entity, "name": entity.task_name})
+            task_class = type(f"Load{entity.name}", (RecordTask,), {
+                "entity": entity, "name": entity.task_name,
+                "flush_every": settings.worker_batch_size, "flush_interval": settings.batch_wait})
             app.register_task(task_class())
 
     # Dispatch tasks keep the run moving: a database outage must delay them, never drop them.

@@ -90,7 +90,8 @@ class DispatchWave(Base):
 
 
 class DispatchChunk(Base):
-    """One chord: guards against a chord callback that fires twice (it is counted once)."""
+    """One chunk of a wave: claimed, published, emptied (its last record settled; exactly one worker
+    claims that and sends ``chunk_done``), done (counted once, even if ``chunk_done`` comes twice)."""
 
     __tablename__ = "dispatch_chunks"
 
@@ -98,6 +99,7 @@ class DispatchChunk(Base):
     wave: Mapped[int] = mapped_column(Integer, primary_key=True)
     chunk: Mapped[int] = mapped_column(Integer, primary_key=True)
     published_at: Mapped[datetime | None] = mapped_column(DateTime)
+    emptied_at: Mapped[datetime | None] = mapped_column(DateTime)
     done_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 

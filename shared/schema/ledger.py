@@ -7,7 +7,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.schema.base import Base
 from shared.schema.control import BigId
@@ -53,6 +53,8 @@ class Transaction(Base):
     """The record's idempotency key: ties the row to the source record that made it."""
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    invoice: Mapped[Invoice] = relationship(lazy="raise")
+    """Lets a batch add lines to invoices it has just created, all inserted in one flush."""
     kind: Mapped[str] = mapped_column(String(16))
     """``debit``, ``credit`` or ``opening`` (an opening balance)."""
     posted_at: Mapped[datetime] = mapped_column(DateTime)

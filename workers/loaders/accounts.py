@@ -42,7 +42,7 @@ def load_user(ctx: LoadContext) -> Loaded:
     owner_id = ctx.ref("Owner", "Owner")
     values = _user_values(ctx)
     password = ctx.reveal("Password")
-    existing = ctx.session.scalar(select(Account).where(Account.owner_id == owner_id, Account.name == name))
+    existing = _existing_account(ctx, owner_id, name)
     if existing is not None:
         def update() -> None:
             for column, value in values.items():
@@ -54,8 +54,18 @@ def load_user(ctx: LoadContext) -> Loaded:
         return ctx.existing(existing.id, update, same=same)
     account = Account(owner_id=owner_id, name=name, password_hash=hash_password(password) if password else None, **values)
     ctx.session.add(account)
-    ctx.session.flush()
-    return Loaded(account.id)
+    if ctx.batch is not None:
+        ctx.batch.accounts.setdefault(name, []).append(account)
+    return Loaded(row=account)
+
+
+def _existing_account(ctx: LoadContext, owner_id: int, name: str) -> Account | None:
+    """In a batch, the accounts of every name in it were fetched at once (and new ones are added as
+    they are made), so a name asked and absent does not exist."""
+    if ctx.batch is not None:
+        ctx.batch.prefetch_accounts(ctx.session, [name])
+        return next((a for a in ctx.batch.accounts.get(name, []) if a.owner_id == owner_id), None)
+    return ctx.session.scalar(select(Account).where(Account.owner_id == owner_id, Account.name == name))
 
 
 @loader("ChildAccount")

@@ -24,7 +24,7 @@ def load_contact(ctx: LoadContext) -> Loaded:
         "title": ctx.get("ContactTitle"), "contact_type_id": ctx.optional_ref("ContactType", "ContactType"),
         "company": ctx.get("ContactCompany"),
     }
-    existing = ctx.session.scalar(select(Contact).where(Contact.account_id == account.id, Contact.name == name))
+    existing = _existing_contact(ctx, account.id, name)
     if existing is not None:
         def apply() -> None:
             for column, value in values.items():
@@ -32,24 +32,40 @@ def load_contact(ctx: LoadContext) -> Loaded:
         return ctx.existing(existing.id, apply, same=all(getattr(existing, c) == v for c, v in values.items()))
     contact = Contact(account_id=account.id, name=name, **values)
     ctx.session.add(contact)
-    ctx.session.flush()
-    return Loaded(contact.id)
+    if ctx.batch is not None:
+        ctx.batch.contacts[(account.id, name)] = contact
+    return Loaded(row=contact)
+
+
+def _existing_contact(ctx: LoadContext, account_id: int, name: str) -> Contact | None:
+    """In a batch, an account's contacts are fetched once (new ones are added as they are made)."""
+    if ctx.batch is not None:
+        ctx.batch.prefetch_contacts(ctx.session, [account_id])
+        return ctx.batch.contacts.get((account_id, name))
+    return ctx.session.scalar(select(Contact).where(Contact.account_id == account_id, Contact.name == name))
 
 
 def _point(ctx: LoadContext, contact: Contact, point_type: str, type_field: str, value: str) -> Loaded:
     point_type_id = ctx.ref("ContactPointType", type_field, point_type)
     contact_type_id = ctx.optional_ref("ContactType", "ContactType")
-    existing = ctx.session.scalar(
-        select(ContactPoint).where(ContactPoint.contact_id == contact.id, ContactPoint.point_type_id == point_type_id)
-    )
+    existing = _existing_point(ctx, contact.id, point_type_id)
     if existing is not None:
         def apply() -> None:
             existing.value, existing.contact_type_id = value, contact_type_id
         return ctx.existing(existing.id, apply, same=existing.value == value)
     point = ContactPoint(contact_id=contact.id, point_type_id=point_type_id, value=value, contact_type_id=contact_type_id)
     ctx.session.add(point)
-    ctx.session.flush()
-    return Loaded(point.id)
+    if ctx.batch is not None:
+        ctx.batch.points[(contact.id, point_type_id)] = point
+    return Loaded(row=point)
+
+
+def _existing_point(ctx: LoadContext, contact_id: int, point_type_id: int) -> ContactPoint | None:
+    if ctx.batch is not None:
+        ctx.batch.prefetch_points(ctx.session, [contact_id])
+        return ctx.batch.points.get((contact_id, point_type_id))
+    return ctx.session.scalar(
+        select(ContactPoint).where(ContactPoint.contact_id == contact_id, ContactPoint.point_type_id == point_type_id))
 
 
 @loader("ContactEmail")

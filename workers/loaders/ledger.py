@@ -17,7 +17,7 @@ from shared.schema.control import InvoicePlan
 from shared.schema.ledger import Invoice, Payment, Transaction
 from shared.schema.target import Account, ReferenceItem
 from workers.context import LoadContext, Loaded
-from workers.invoices import add_line, invoice_for, lock, plan_of, settle
+from workers.invoices import add_line, invoice_for, lock, plan_of, settle_invoices
 from workers.loaders import loader
 
 OPENING_BALANCE_SERVICE = "Opening Balance"
@@ -52,8 +52,11 @@ class Line:
 def _tax_rates(ctx: LoadContext, tax_code_id: int | None) -> dict[int, Decimal]:
     if tax_code_id is None:
         return {}
-    item = ctx.session.get_one(ReferenceItem, tax_code_id)
-    return {i: Decimal(item.attributes[f"Rate{i}"]) for i in TAX_SLOTS if item.attributes.get(f"Rate{i}")}
+
+    def read() -> dict[int, Decimal]:
+        item = ctx.session.get_one(ReferenceItem, tax_code_id)
+        return {i: Decimal(item.attributes[f"Rate{i}"]) for i in TAX_SLOTS if item.attributes.get(f"Rate{i}")}
+    return ctx.memo(("tax rates", tax_code_id), read)
 
 
 def _debit(ctx: LoadContext, account: Account) -> Line:
@@ -89,8 +92,8 @@ def _credit(ctx: LoadContext, account: Account) -> Line:
 def _opening_balance(ctx: LoadContext, account: Account) -> Line:
     """Positive: owed by the customer (a debit); negative: a credit balance that carries forward."""
     amount = money(ctx.require("Amount"))
-    service = ctx.session.scalar(select(ReferenceItem.id).where(ReferenceItem.kind == "Service",
-                                                                ReferenceItem.name == OPENING_BALANCE_SERVICE))
+    service = ctx.memo(("service", OPENING_BALANCE_SERVICE), lambda: ctx.session.scalar(
+        select(ReferenceItem.id).where(ReferenceItem.kind == "Service", ReferenceItem.name == OPENING_BALANCE_SERVICE)))
     if service is None:
         raise UnknownReference(f"Service {OPENING_BALANCE_SERVICE!r} not found: opening balances are tagged with it",
                                field="Amount", value=str(amount),
@@ -111,10 +114,10 @@ def _day(text: str | None) -> date | None:
 def load_line(ctx: LoadContext) -> Loaded:
     account = ctx.account("User")
     line = LINE_BUILDERS[ctx.entity.name](ctx, account)
-    invoice = invoice_for(ctx.session, plan_of(ctx), account)
+    invoice = invoice_for(ctx.session, plan_of(ctx), account, ctx.batch)
     taxes = {f"tax{i}": line.taxes.get(i, ZERO) for i in TAX_SLOTS}
     row = Transaction(
-        source_key=ctx.envelope.key, account_id=account.id, invoice_id=invoice.id, kind=line.kind,
+        source_key=ctx.envelope.key, account_id=account.id, invoice=invoice, kind=line.kind,
         posted_at=datetime.fromisoformat(ctx.require("Date")), description=ctx.get("Description"),
         service_id=line.service_id, tax_code_id=line.tax_code_id, debit=line.debit, credit=line.credit, bulk=line.bulk,
         tax_applied=line.tax_applied, amount=line.amount, tax=line.tax, ignored_tax=line.ignored_tax,
@@ -122,8 +125,8 @@ def load_line(ctx: LoadContext) -> Loaded:
     )
     ctx.session.add(row)
     add_line(ctx.session, invoice, line.amount, line.tax)
-    ctx.session.flush()
-    return Loaded(row.id)
+    ctx.defer(settle_invoices, (invoice.account_id, invoice.sequence), invoice)
+    return Loaded(row=row)
 
 
 @loader("CloseInvoice")
@@ -157,11 +160,10 @@ def load_payment(ctx: LoadContext) -> Loaded:
         amount=amount, auto_disburse=invoice is None, undisbursed=amount,
     )
     ctx.session.add(payment)
-    ctx.session.flush()
     if invoice is not None:
-        settle(ctx.session, lock(ctx.session, invoice.id))
-        ctx.session.flush()
-    return Loaded(payment.id)
+        locked = lock(ctx.session, invoice.id)
+        ctx.defer(settle_invoices, (locked.account_id, locked.sequence), locked)
+    return Loaded(row=payment)
 
 
 def _named_invoice(ctx: LoadContext, account: Account, name: str) -> Invoice:

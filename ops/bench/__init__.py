@@ -1,0 +1,1 @@
+"""Benchmarks: throughput and memory of the producer and the workers on synthetic files of any size."""
