@@ -451,6 +451,10 @@ def bench(records: int, database_url: str | None, broker_url: str | None, worker
         for row in rows[1:]:
             grid.add_row(*row)
         console.print(grid)
+        for case in doc["cases"]:
+            name = f"{case['case']['name']} × {case['case']['workers']}"
+            console.print(f"{name}: records/s per wave — " + ", ".join(
+                f"{w['wave']} {w['entities']} {w['records_per_second']:,}" for w in case["waves"] if w["committed"] >= 100))
         console.print(f"written: {out_dir / 'bench.json'}")
         return 0 if all(c["exit_code"] in (0, 3) for c in doc["cases"]) else 1
 

@@ -171,7 +171,9 @@ class LoadContext:
         wanted = name if name is not None else self.require(field)
         found = self.lookups.get((kind, wanted))
         if found is None:
-            found = self.session.scalar(select(ReferenceItem.id).where(ReferenceItem.kind == kind, ReferenceItem.name == wanted))
+            with self.session.no_autoflush:  # reference items are never among a batch's pending rows
+                found = self.session.scalar(select(ReferenceItem.id).where(ReferenceItem.kind == kind,
+                                                                           ReferenceItem.name == wanted))
         if found is not None:
             self.lookups[(kind, wanted)] = found
             return found
