@@ -50,12 +50,18 @@ class _Transaction:
     cache: BatchCache = field(default_factory=BatchCache)
     loaded: dict[str, PendingLoad] = field(default_factory=dict)  # key → ledger entry to insert
     statuses: list[dict[str, Any]] = field(default_factory=list)
+    awaiting_ids: list[tuple[dict[str, Any], PendingLoad | None, Any]] = field(default_factory=list)
+    """(status, ledger entry, new row): the row's id is known once the batch's rows are flushed."""
     replayed: list[int] = field(default_factory=list)
     outcomes: dict[int, str] = field(default_factory=dict)
 
-    def settle(self, env: Envelope, outcome: str, target_id: int | None, row: object = None) -> None:
-        """``row``: a new row whose id is known only once the batch's rows are flushed."""
-        self.statuses.append({"id": env.record_id, "status": outcome, "target_id": target_id, "row": row})
+    def settle(self, env: Envelope, outcome: str, target_id: int | None, row: Any = None,
+               entry: PendingLoad | None = None) -> None:
+        """``row``: a new row whose id (for the status and ``entry``) is known only after the flush."""
+        status = {"id": env.record_id, "status": outcome, "target_id": target_id}
+        self.statuses.append(status)
+        if row is not None:
+            self.awaiting_ids.append((status, entry, row))
         self.outcomes[env.record_id] = outcome
         if env.replay:
             self.replayed.append(env.record_id)
@@ -63,14 +69,10 @@ class _Transaction:
     def write(self) -> None:
         self.cache.run_after()
         self.session.flush()  # the batch's new rows, one multi-row INSERT … RETURNING per table
-        for status in self.statuses:
-            row = status.pop("row")
-            if row is not None:
-                status["target_id"] = row.id
-                entry = self.loaded.get(status.pop("key", ""))
-                if entry is not None:
-                    entry.target_id = row.id
-            status.pop("key", None)
+        for status, entry, row in self.awaiting_ids:
+            status["target_id"] = row.id
+            if entry is not None:
+                entry.target_id = row.id
         if self.loaded:
             self.session.execute(insert(LedgerEntry), [_ledger_row(e) for e in self.loaded.values()])
         if self.statuses:
@@ -169,6 +171,7 @@ def _load_one(tx: _Transaction, ctx: LoadContext, loader: Loader) -> RecordError
         if mine is not None and mine.record_id == env.record_id:
             tx.settle(env, "committed", mine.target_id)
             return None
+    entry = None
     if loaded.outcome == "committed":
         natural = natural_key_text(env.fields, entity.natural_key) if entity.natural_key else None
         entry = PendingLoad(key=env.key, entity=env.entity, digest=env.digest, target_id=loaded._target_id,
@@ -176,9 +179,7 @@ def _load_one(tx: _Transaction, ctx: LoadContext, loader: Loader) -> RecordError
         tx.loaded[env.key] = entry
         if natural is not None:
             tx.cache.pending[(env.entity, natural)] = entry
-    tx.settle(env, loaded.outcome, loaded._target_id, loaded.row)
-    if loaded.row is not None:
-        tx.statuses[-1]["key"] = env.key
+    tx.settle(env, loaded.outcome, loaded._target_id, loaded.row, entry)
     return None
 
 

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +127,8 @@ class _Inputs:
     """Generated exports, one per size, reused by every case of that size."""
 
     def __init__(self, root: Path, ledger: bool) -> None:
-        self.root, self.ledger, self.made = root, ledger, {}  # type: ignore[var-annotated]
+        self.root, self.ledger = root, ledger
+        self.made: dict[int, list[Path]] = {}
 
     def files(self, accounts: int) -> list[Path]:
         if accounts not in self.made:
@@ -242,8 +244,7 @@ def _wave_rates(url: str) -> list[dict[str, Any]]:
 
 
 def _as_datetime(value: Any) -> Any:
-    from datetime import datetime
-
+    """SQLite hands timestamps back as text."""
     return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
