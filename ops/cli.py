@@ -348,14 +348,16 @@ def worker(ctx: click.Context, queues: str | None, concurrency: int | None) -> N
         import os
 
         from ops.embedded import worker_command
+        from ops.processes import run_supervised
 
         settings = _settings()
         if settings.embedded_broker:
             raise click.UsageError("set CUTOVER_BROKER_URL: `cutover worker` joins a shared broker "
                                    "(the embedded default starts its own workers during `cutover run`)")
-        cmd = worker_command(settings, queues.split(",") if queues else None, concurrency) + list(ctx.args)
-        os.execvpe(cmd[0], cmd, {**os.environ, **settings.as_env()})
-        return exitcodes.FAILURE
+        if queues:
+            settings = settings.with_overrides(worker_queues=queues)
+        cmd = worker_command(settings, concurrency) + list(ctx.args)
+        return run_supervised(cmd, {**os.environ, **settings.as_env()})
 
     _guard(go)
 

@@ -9,10 +9,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
 
+from ops.processes import Supervisor, start_child, stop_group
 from shared.errors import ConfigError
 from shared.settings import Settings
 
@@ -42,11 +44,10 @@ class EmbeddedRedis:
         if self._alive():
             return self  # another cutover command of this home already runs it: share it
         self.socket.unlink(missing_ok=True)
-        log = open(self.home / "redis.log", "ab")
-        self.process = subprocess.Popen(
+        self.process = start_child(
             [redis_server_binary(), "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
              "--save", "", "--appendonly", "no", "--dir", str(self.home), "--maxmemory-policy", "noeviction"],
-            stdout=log, stderr=subprocess.STDOUT,
+            None, self.home / "redis.log", on_parent_death=signal.SIGKILL,
         )
         deadline = time.monotonic() + 15
         while not self._alive():
@@ -65,21 +66,16 @@ class EmbeddedRedis:
 
     def __exit__(self, *exc: object) -> None:
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+            stop_group(self.process, grace=10)
             self.socket.unlink(missing_ok=True)
 
 
-def worker_command(settings: Settings, queues: list[str] | None = None, concurrency: int | None = None,
-                   hostname: str | None = None) -> list[str]:
-    """``celery worker`` for this installation: the same interpreter, the cutover app."""
+def worker_command(settings: Settings, concurrency: int | None = None, hostname: str | None = None) -> list[str]:
+    """``celery worker`` for this installation: the same interpreter, the cutover app. The queues it
+    consumes come from the ``worker_queues`` setting (their names carry the database's identity, which
+    only the worker itself reads)."""
     cmd = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--loglevel", settings.log_level,
            "--without-mingle", "--without-gossip", "-E"]
-    if queues:
-        cmd += ["-Q", ",".join(queues)]
     procs = concurrency or settings.worker_concurrency or os.cpu_count() or 2
     cmd += ["--concurrency", str(procs)]
     if hostname:
@@ -88,33 +84,33 @@ def worker_command(settings: Settings, queues: list[str] | None = None, concurre
 
 
 class LocalWorkers:
-    """Worker processes on this machine for the duration of one command; logs under home/logs."""
+    """Worker processes on this machine for the duration of one command (logs under home/logs): bound
+    to this process's life, and started again if they die."""
 
-    def __init__(self, settings: Settings, concurrency: int | None = None) -> None:
+    STOP_GRACE = 5.0
+    """A stopping command waits this long for its workers' warm shutdown before killing them: what they
+    had not finished is published again by `cutover resume` or the next sweep."""
+
+    def __init__(self, settings: Settings, concurrency: int | None = None,
+                 say: Callable[[str], None] | None = None) -> None:
         self.settings, self.concurrency = settings, concurrency
-        self.process: subprocess.Popen[bytes] | None = None
         self.log_path = settings.home.resolve() / "logs" / "worker.log"
+        env = {**os.environ, **settings.as_env()}
+        cmd = worker_command(settings, concurrency=concurrency, hostname=f"local-{os.getpid()}@%h")
+        self.supervisor = Supervisor(cmd, env, self.log_path, say=say or (lambda text: None))
 
     def __enter__(self) -> LocalWorkers:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self.settings.as_env()}
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            worker_command(self.settings, concurrency=self.concurrency, hostname=f"local-{os.getpid()}@%h"),
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        self.supervisor.start()
         return self
 
+    @property
+    def restarts(self) -> int:
+        return self.supervisor.restarts
+
     def check(self) -> None:
-        if self.process is not None and self.process.poll() is not None:
-            raise ConfigError(f"the local workers exited (status {self.process.returncode}); see {self.log_path}")
+        """Start the workers again if they died; a refusal to start (exit 4) is the command's error."""
+        if self.supervisor.check() is not None:
+            raise ConfigError(f"the local workers refused to start; see {self.log_path}")
 
     def __exit__(self, *exc: object) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)  # warm shutdown: unfinished messages go back to the queue
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        self.supervisor.stop(self.STOP_GRACE)

@@ -26,7 +26,7 @@ from producer.replay import LetterFilter, plan_replay
 from producer.staging import SourceFile, Stager, new_run_id, resolve_sources
 from shared.celery_app import DISPATCH_RESUME, DISPATCH_START
 from shared.dispatch import in_flight, runs_of
-from shared.entities import CONTROL_QUEUE, REGISTRY
+from shared.entities import REGISTRY
 from shared.errors import ConfigError, SourceError
 from shared.permissions import Policy, current_operator
 from shared.schema.control import Run
@@ -86,7 +86,8 @@ def execute_run(settings: Settings, request: RunRequest, console: Console) -> tu
             raise ConfigError("--email sends the report when the run ends: it cannot be combined with --no-wait")
         require_mail(settings, request.email)
     stager = Stager(sf, REGISTRY, Vault.from_settings(settings), settings.chunk_size,
-                    open_store(settings.attachment_store, sf, settings.home, settings.attachment_max_mb))
+                    open_store(settings.attachment_store, sf, settings.home, settings.attachment_max_mb),
+                    max_field_chars=settings.max_field_chars)
     run_id = new_run_id()
     with broker(settings, request.local_workers) as (app, workers):
         try:
@@ -169,7 +170,7 @@ def execute_resume(settings: Settings, run_id: str, *, wait: bool, as_json: bool
             raise ConfigError(f"run {run_id} never finished staging (its command was stopped while reading): "
                               "run the files again")
     with broker(settings, local_workers) as (app, workers):
-        app.send_task(DISPATCH_RESUME, args=(run_id,), queue=CONTROL_QUEUE, ignore_result=True)
+        app.send_task(DISPATCH_RESUME, args=(run_id,), ignore_result=True)  # routed to the control queue
         if not wait:
             return exitcodes.OK, {"run_id": run_id, "state": "running"}
         request = RunRequest(paths=[], wait=True, as_json=as_json, local_workers=local_workers)
@@ -184,7 +185,7 @@ def _refuse_no_wait_on_embedded(settings: Settings, wait: bool) -> None:
 
 def _start(app: Celery, dispatch_id: str) -> None:
     """Publishing happens in a worker (control queue): this process never subscribes to results."""
-    app.send_task(DISPATCH_START, args=(dispatch_id,), queue=CONTROL_QUEUE, ignore_result=True)
+    app.send_task(DISPATCH_START, args=(dispatch_id,), ignore_result=True)  # routed to the control queue
 
 
 def wait_for(sf: sessionmaker[Session], run_id: str, workers: LocalWorkers | None, console: Console,

@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ops.embedded import EmbeddedRedis, LocalWorkers
 from shared.celery_app import build_app
-from shared.db import ensure_schema, session_factory, upgrade
+from shared.db import engine_for, ensure_schema, session_factory, upgrade
 from shared.entities import REGISTRY
 from shared.errors import ConfigError
+from shared.identity import installation_id
 from shared.settings import Settings
 
 
@@ -56,7 +57,7 @@ def broker(settings: Settings, local_workers: int | None) -> Iterator[tuple[Cele
         workers = None
         if settings.embedded_broker or (local_workers or 0) > 0:
             workers = stack.enter_context(LocalWorkers(settings, concurrency=local_workers or None))
-        yield build_app(settings, REGISTRY), workers
+        yield build_app(settings, REGISTRY, installation_id(engine_for(settings.effective_database_url))), workers
 
 
 def upgrade_database(settings: Settings) -> str:

@@ -63,7 +63,8 @@ def validate(settings: Settings, paths: list[Path], format_name: str | None, opt
             if settings.day_first:
                 options = replace(options, day_first=True)
             store = open_store(settings.attachment_store, sf, settings.home, settings.attachment_max_mb)
-            staged = Stager(sf, REGISTRY, vault, settings.chunk_size, store).stage(sources, options, {"validate": True})
+            staged = Stager(sf, REGISTRY, vault, settings.chunk_size, store, settings.max_field_chars).stage(
+                sources, options, {"validate": True})
             run_id = staged.run_id
             with sf() as session:
                 pending = session.execute(

@@ -35,6 +35,7 @@ from producer.precheck import Precheck, precheck
 from producer.readers.base import RawRecord, ReadOptions, detect_format, reader_for
 from shared.envelope import content_digest, idempotency_key, natural_key_text, show_key
 from shared.errors import Conflict, RecordError, SourceError, UnknownName
+from shared.limits import check_values
 from shared.registry import Registry
 from shared.schema.control import DeadLetter, DispatchWave, InvoicePlan, Run, RunEntity, SourceTotal, StagedRecord
 from shared.vault import SECRET_MASK, Vault
@@ -89,9 +90,9 @@ class Stager:
     """Writes one run's records into the control tables."""
 
     def __init__(self, sf: sessionmaker[Session], registry: Registry, vault: Vault, chunk_size: int,
-                 attachments: AttachmentStore | None = None) -> None:
+                 attachments: AttachmentStore | None = None, max_field_chars: int = 1_000_000) -> None:
         self.sf, self.registry, self.vault, self.chunk_size = sf, registry, vault, chunk_size
-        self.attachments = attachments
+        self.attachments, self.max_field_chars = attachments, max_field_chars
         self.secret_names = {s.casefold() for e in registry for s in e.secret_fields}
 
     def stage(self, sources: list[SourceFile], options: ReadOptions, run_options: dict[str, Any],
@@ -156,6 +157,11 @@ class Stager:
             write_totals(session, run_id, planner.totals)
 
     def _row(self, run_id: str, raw: RawRecord, seen_per_wave: Counter[int]) -> tuple[dict[str, Any], RecordError | None]:
+        if raw.error is None:
+            refused = check_values(raw.entity, raw.fields, self.max_field_chars)
+            if refused is not None and refused.field is not None:
+                # the record is dead at read: keep what is shown of the value, not megabytes or a NUL
+                raw.fields, raw.error = {**raw.fields, refused.field: str(refused.value)}, refused
         entity = self.registry[raw.entity] if raw.entity in self.registry and raw.error is None else None
         known = raw.entity in self.registry
         wave = self.registry.wave_of(raw.entity) if known else 0

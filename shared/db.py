@@ -6,7 +6,6 @@ a deferred transaction that reads and then writes can fail at once with "databas
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+from shared.limits import check_lengths
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -48,14 +49,31 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-@lru_cache(maxsize=8)
+_ENGINES: dict[str, Engine] = {}
+
+
 def engine_for(url: str) -> Engine:
     """One engine per URL per process (worker processes each build their own after fork)."""
-    return make_engine(url)
+    engine = _ENGINES.get(url)
+    if engine is None:
+        engine = _ENGINES[url] = make_engine(url)
+    return engine
+
+
+def forget_engines_after_fork() -> None:
+    """In a forked child: drop the parent's pooled connections without closing them (closing would
+    end the parent's sessions on the shared sockets); the child opens its own."""
+    for engine in _ENGINES.values():
+        engine.dispose(close=False)
+    _ENGINES.clear()
 
 
 def session_factory(url: str) -> sessionmaker[Session]:
     return sessionmaker(engine_for(url), expire_on_commit=False)
+
+
+# Every session, on every database, refuses a value longer than its column before it is sent.
+event.listen(Session, "before_flush", check_lengths)
 
 
 def alembic_config(url: str) -> Config:

@@ -48,7 +48,10 @@ def start(sf: SessionFactory, app: Celery, registry: Registry, dispatch_id: str,
     (its worker died while publishing) finishes publishing what it had claimed."""
     with sf.begin() as session:
         run = session.get(Run, dispatch_id)
-        if run is None or run.state in ("completed", "refused"):
+        if run is None:
+            log.error("start of run %s, which this database does not know: ignored", dispatch_id)
+            return
+        if run.state in ("completed", "refused"):
             return
         if run.state == "running":
             todo = _unpublished(session, dispatch_id)
@@ -130,12 +133,12 @@ def _drain(sf: SessionFactory, app: Celery, registry: Registry, dispatch_id: str
     while todo:
         wave, chunk = todo.pop(0)
         if publish_chunk(sf, app, registry, dispatch_id, wave, chunk):
-            _mark_published(sf, dispatch_id, wave, chunk)
+            mark_published(sf, dispatch_id, wave, chunk)
         else:
             todo.extend(_close_chunk(sf, dispatch_id, wave, chunk, window))
 
 
-def _mark_published(sf: SessionFactory, dispatch_id: str, wave: int, chunk: int) -> None:
+def mark_published(sf: SessionFactory, dispatch_id: str, wave: int, chunk: int) -> None:
     """Only a fully published chunk is marked: a chunk claimed but never marked is published again
     when its dispatcher's message comes back (the worker died while publishing)."""
     with sf.begin() as session:

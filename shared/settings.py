@@ -34,6 +34,9 @@ class Settings:
     retry_backoff_max: int = field(default=300, metadata={"doc": "Cap, in seconds, of the exponential back-off between transient retries."})
     visibility_timeout: int = field(default=3600, metadata={"doc": "Seconds before Redis redelivers an unacknowledged message (a lost worker's work)."})
     worker_concurrency: int = field(default=0, metadata={"doc": "Worker processes started by the embedded default and `cutover worker` (0: one per core)."})
+    worker_queues: str = field(default="", metadata={"doc": "Queues a worker consumes, comma-separated (control, reference, accounts, …; empty: all). `cutover worker -Q` sets it."})
+    sweep_seconds: float = field(default=30.0, metadata={"doc": "How often each worker's sweeper looks for stalled runs (a run whose records stopped moving)."})
+    stall_seconds: float = field(default=120.0, metadata={"doc": "A run whose in-flight records made no progress for this long has them published again by the sweeper (loading is idempotent)."})
     worker_prefetch: int = field(default=8, metadata={"doc": "Messages a worker process reserves ahead (Celery prefetch multiplier); raised to worker_batch_size so batches can fill."})
     worker_batch_size: int = field(default=500, metadata={"doc": "Records a worker process loads per batch, sharing transactions (1: one transaction per record, the naive shape)."})
     batch_wait: float = field(default=0.2, metadata={"doc": "Seconds a worker waits for a batch to fill before loading what it has."})
@@ -51,6 +54,7 @@ class Settings:
     smtp_user: str = field(default="", metadata={"doc": "SMTP login (empty: no authentication)."})
     smtp_password: str = field(default="", metadata={"doc": "SMTP password."})
     smtp_starttls: str = field(default="auto", metadata={"doc": "STARTTLS: auto (when the server offers it), always, never."})
+    max_field_chars: int = field(default=1_000_000, metadata={"doc": "Longest value accepted in one field of any record (longer ones are dead-lettered at read, naming field and length)."})
     attachment_store: str = field(default="database", metadata={"doc": "Where ticket attachments are stored while reading: database (a table) or files (under home/attachments, content-addressed)."})
     attachment_max_mb: int = field(default=25, metadata={"doc": "Largest ticket attachment accepted, in MB (larger ones are dead-lettered at read)."})
     mail_from: str = field(default="cutover@localhost", metadata={"doc": "Sender address of e-mailed reports."})
@@ -75,6 +79,10 @@ class Settings:
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home.resolve() / 'cutover.db'}"
+
+    @property
+    def worker_queue_list(self) -> tuple[str, ...]:
+        return tuple(q.strip() for q in self.worker_queues.split(",") if q.strip())
 
     @property
     def day_first(self) -> bool:

@@ -18,18 +18,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.envelope import Envelope, natural_key_text
 from shared.errors import Blocked, LoaderCrashed, RecordError
+from shared.limits import ColumnTooLong
 from shared.registry import EntityType, Registry
 from shared.schema.base import utcnow
 from shared.schema.control import DeadLetter, LedgerEntry, StagedRecord
 from shared.vault import Vault
 from workers import outcomes
 from workers.context import BatchCache, LoadContext, Loader, PendingLoad
-from workers.process import TRANSIENT, first_line, process_record
+from workers.process import TRANSIENT, first_line, process_record, refused_by_database
 
 log = logging.getLogger("cutover.worker")
 
@@ -98,7 +99,13 @@ def load_batch(sessions: sessionmaker[Session], registry: Registry, vault: Vault
 def _load_some(sessions: sessionmaker[Session], registry: Registry, vault: Vault, loaders: dict[str, Loader],
                entity: EntityType, todo: list[Envelope], attempts: dict[int, int], budget: float,
                results: dict[int, str]) -> int:
-    """One transaction over the head of ``todo``; returns how many records it settled."""
+    """One transaction over the head of ``todo``; returns how many records it settled.
+
+    The first try runs without savepoints. Any record error, and any error the database raises when
+    the batch's rows are written (a value too long, a constraint), rolls it back and the batch runs
+    again with a savepoint per record, each record's rows written inside its own savepoint, so the
+    record at fault is parked alone and the rest commit. Should the write still fail outside every
+    record's savepoint, the records are settled one by one on the per-record path."""
     savepoints = False
     for _ in range(RACE_RETRIES + 1):
         try:
@@ -114,10 +121,26 @@ def _load_some(sessions: sessionmaker[Session], registry: Registry, vault: Vault
             # A concurrent worker wrote one of these ledger keys or natural keys meanwhile: look again.
             log.info("%s batch clashed with a concurrent write (%s); retrying", entity.name, first_line(exc))
             savepoints = True
+        except TRANSIENT:
+            raise
+        except (ColumnTooLong, DBAPIError) as exc:
+            if savepoints:
+                log.warning("%s batch: the database refused its write (%s); settling its records one by one",
+                            entity.name, first_line(exc))
+                return _one_by_one(sessions, registry, vault, loaders, entity, todo, attempts, results)
+            savepoints = True
     # Still clashing: settle the head record alone, on the per-record path (which parks it if need be).
     env = todo[0]
     results[env.record_id] = process_record(sessions, registry, vault, loaders, entity, env, attempts.get(env.record_id, 1))
     return 1
+
+
+def _one_by_one(sessions: sessionmaker[Session], registry: Registry, vault: Vault, loaders: dict[str, Loader],
+                entity: EntityType, todo: list[Envelope], attempts: dict[int, int], results: dict[int, str]) -> int:
+    for env in todo:
+        results[env.record_id] = process_record(sessions, registry, vault, loaders, entity, env,
+                                                attempts.get(env.record_id, 1))
+    return len(todo)
 
 
 class _RecordFailed(Exception):
@@ -156,10 +179,16 @@ def _load_one(tx: _Transaction, ctx: LoadContext, loader: Loader) -> RecordError
             loaded = loader(ctx)
     except (RecordError, Blocked) as error:
         return error
+    except ColumnTooLong as exc:
+        return exc.as_record_error(env.fields)
     except TRANSIENT:
         raise
     except IntegrityError:
         raise  # retried as a whole by the caller
+    except DBAPIError as exc:
+        if not tx.savepoints:
+            raise  # the batch is tried again with savepoints, where this record's rows are written alone
+        return refused_by_database(exc)
     except Exception as exc:  # a loader bug must not stall the chunk: park the record, keep the trace
         if not tx.savepoints:
             return LoaderCrashed(f"{type(exc).__name__}: {first_line(exc)}")  # logged when tried again

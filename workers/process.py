@@ -10,7 +10,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.envelope import Envelope
-from shared.errors import Blocked, LoaderCrashed, RecordError
+from shared.errors import Blocked, InvalidValue, LoaderCrashed, RecordError
+from shared.limits import ColumnTooLong
 from shared.registry import EntityType, Registry
 from shared.vault import Vault
 from workers import outcomes
@@ -37,6 +38,8 @@ def process_record(sessions: sessionmaker[Session], registry: Registry, vault: V
                 return loaded.outcome
         except (RecordError, Blocked) as error:
             return park(sessions, entity, env, error, attempts)
+        except ColumnTooLong as exc:
+            return park(sessions, entity, env, exc.as_record_error(env.fields), attempts)
         except IntegrityError as exc:
             # Another worker wrote the same natural key or ledger key meanwhile: look again.
             if race == RACE_RETRIES - 1:
@@ -45,11 +48,18 @@ def process_record(sessions: sessionmaker[Session], registry: Registry, vault: V
                 return park(sessions, entity, env, clash, attempts)
         except TRANSIENT:
             raise
+        except DBAPIError as exc:  # the database refused a value (overflow, encoding): the record's fault
+            return park(sessions, entity, env, refused_by_database(exc), attempts)
         except Exception as exc:  # a loader bug must not stall the chunk: park the record, keep the trace
             log.exception("%s: loader crashed", env.label(entity.lookup_key))
             crash = LoaderCrashed(f"{type(exc).__name__}: {first_line(exc)}", hint="a bug in cutover; report it with this record")
             return park(sessions, entity, env, crash, attempts)
     raise AssertionError("unreachable")
+
+
+def refused_by_database(exc: DBAPIError) -> InvalidValue:
+    return InvalidValue(f"the database refused a value of this record: {first_line(exc)}",
+                        hint="compare the record's values with the target's limits (lengths, numeric range, encoding)")
 
 
 def park(sessions: sessionmaker[Session], entity: EntityType, env: Envelope, error: RecordError | Blocked,

@@ -8,7 +8,7 @@ from functools import lru_cache
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.db import engine_for, session_factory
+from shared.db import forget_engines_after_fork, session_factory
 from shared.entities import REGISTRY
 from shared.registry import Registry
 from shared.settings import Settings, load_settings
@@ -40,6 +40,7 @@ def runtime() -> Runtime:
 
 
 def reset_after_fork() -> None:
-    """A forked pool process must not reuse the parent's connections."""
-    engine_for.cache_clear()
+    """A forked pool process must not reuse the parent's connections (the main process has some: its
+    sweeper)."""
+    forget_engines_after_fork()
     runtime.cache_clear()

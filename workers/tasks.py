@@ -12,27 +12,28 @@ import time
 from typing import Any
 
 from celery import Celery
-from celery_batches import Batches, SimpleRequest
+from celery_batches import SimpleRequest
 from sqlalchemy import select
 
 from shared import dispatch
 from shared.celery_app import DISPATCH_CHUNK_DONE, DISPATCH_RESUME, DISPATCH_START
 from shared.entities import REGISTRY
 from shared.envelope import Envelope
-from shared.errors import RegistryError, RetriesExhausted, WorkerLost
+from shared.errors import LoaderCrashed, RegistryError, RetriesExhausted, WorkerLost
 from shared.registry import EntityType
-from shared.schema.control import StagedRecord
+from shared.schema.control import Run, StagedRecord
 from shared.settings import load_settings
 from workers import outcomes
 from workers.batch import load_batch
+from workers.batches import ResilientBatches
 from workers.loaders import load_all
-from workers.process import TRANSIENT, first_line, park
+from workers.process import TRANSIENT, first_line, park, process_record
 from workers.runtime import runtime
 
 log = logging.getLogger("cutover.worker")
 
 
-class RecordTask(Batches):
+class RecordTask(ResilientBatches):
     """Loads records of ``entity``: one message per record (or, packed, a list of records per message).
 
     The worker buffers messages (celery-batches) and hands up to ``flush_every`` of them to one pool
@@ -49,6 +50,7 @@ class RecordTask(Batches):
         envelopes: list[Envelope] = []
         attempts: dict[int, int] = {}
         chunks: set[tuple[str, int, int]] = set()
+        requests = self._set_aside_unknown_runs(requests)
         for request in requests:
             for message in _records(request.args):
                 env = Envelope.from_message(message)
@@ -70,11 +72,58 @@ class RecordTask(Batches):
             if self._retry_or_park(requests, envelopes, exc):
                 dispatch.close_if_empty(rt.sessions, self.app, chunks)
             return
+        except Exception:  # never leave a record pending behind an acknowledged message
+            log.exception("%s: a batch of %d record(s) failed unexpectedly; settling them one by one",
+                          self.entity.name, len(envelopes))
+            try:
+                self._settle_alone(envelopes, attempts)
+            except TRANSIENT as exc:
+                if self._retry_or_park(requests, envelopes, exc):
+                    dispatch.close_if_empty(rt.sessions, self.app, chunks)
+                return
         loaded_at = time.monotonic()
         closed = dispatch.close_if_empty(rt.sessions, self.app, chunks)
         log.info("%s: %d message(s), %d record(s) loaded in %.3fs, %d chunk(s) closed in %.3fs", self.entity.name,
                  len(requests), len(envelopes), loaded_at - started, closed, time.monotonic() - loaded_at)
         _report_to_monitors(self.app, requests)
+
+    def _settle_alone(self, envelopes: list[Envelope], attempts: dict[int, int]) -> None:
+        rt = runtime()
+        for env in envelopes:
+            try:
+                process_record(rt.sessions, rt.registry, rt.vault, rt.loaders, self.entity, env, attempts.get(env.record_id, 1))
+            except TRANSIENT:
+                raise
+            except Exception as exc:
+                crash = LoaderCrashed(f"{type(exc).__name__}: {first_line(exc)}",
+                                      hint="a bug in cutover; report it with this record")
+                park(rt.sessions, self.entity, env, crash, attempts.get(env.record_id, 1))
+
+    def _set_aside_unknown_runs(self, requests: list[SimpleRequest]) -> list[SimpleRequest]:
+        """A message for a run this database does not know (a database restored from an older backup,
+        a message published before a reset) is never loaded nor counted as done: it is sent back with
+        back-off, logged as an error, and dropped with an error after ``max_attempts``."""
+        runs = {message["run_id"] for request in requests for message in _records(request.args)}
+        known = known_runs(runtime().sessions, runs)
+        if known == runs:
+            return requests
+        keep: list[SimpleRequest] = []
+        foreign: list[SimpleRequest] = []
+        for request in requests:
+            mine = all(message["run_id"] in known for message in _records(request.args))
+            (keep if mine else foreign).append(request)
+        max_attempts = runtime().settings.max_attempts
+        for request in foreign:
+            retries = int((request.request_dict or {}).get("retries") or 0)
+            unknown = sorted({m["run_id"] for m in _records(request.args)} - known)
+            if retries + 1 >= max_attempts:
+                log.error("%s: message %s names run(s) %s, which this database does not know: dropped after %d "
+                          "deliveries", self.entity.name, request.id, ", ".join(unknown), retries + 1)
+                continue
+            log.error("%s: message %s names run(s) %s, which this database does not know: sent back (delivery %d of %d)",
+                      self.entity.name, request.id, ", ".join(unknown), retries + 1, max_attempts)
+            self._send_again([request], min(runtime().settings.retry_backoff_max, 2 ** retries), retries + 1)
+        return keep
 
     def _count_delivery(self, request: SimpleRequest, env: Envelope) -> int:
         """Only a redelivered message costs a write: its attempt count bounds poison-message loops."""
@@ -121,6 +170,13 @@ def _records(args: tuple[Any, ...]) -> list[dict[str, Any]]:
     """A message carries one record (a dict) or, with ``--records-per-message``, a list of them."""
     payload = args[0]
     return payload if isinstance(payload, list) else [payload]
+
+
+def known_runs(sessions: Any, run_ids: set[str]) -> set[str]:
+    if not run_ids:
+        return set()
+    with sessions() as session:
+        return set(session.scalars(select(Run.id).where(Run.id.in_(sorted(run_ids)))))
 
 
 def _settled(sessions: Any, env: Envelope) -> bool:

@@ -33,7 +33,9 @@ from sqlalchemy.engine import make_url
 from ops.bench.copy_baseline import copy_baseline
 from ops.bench.metrics import ProcessSampler, RedisMemory, postgres_server, process_tree, redis_server
 from ops.sample import expected_counts, write_engageip_sample
+from shared.celery_app import queue_name
 from shared.entities import CONTROL_QUEUE, REGISTRY
+from shared.identity import installation_id
 
 RECORDS_PER_ACCOUNT = 22
 """1 account : 2 contacts : 3 contact points : 12 transactions : 4 payments (plus a few invoice closes)."""
@@ -195,7 +197,10 @@ def _run_case(config: BenchConfig, case: Case, files: list[Path], target: _Targe
             lambda: [p for p in tree() if "redis-server" in _cmdline(p)]),
         "database": postgres_server() if target.postgres else (lambda: []),
     }
-    queues = [CONTROL_QUEUE, *REGISTRY.queues]
+    engine = sa.create_engine(target.url)
+    identity = installation_id(engine)  # queue names carry the scratch database's identity
+    engine.dispose()
+    queues = [queue_name(q, identity) for q in (CONTROL_QUEUE, *REGISTRY.queues)]
     with ProcessSampler(groups) as sampler, _redis_watch(config, target, queues) as watch:
         out, err = proc.communicate()
     seconds = time.monotonic() - started

@@ -29,6 +29,40 @@ class Run(Base):
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     files: Mapped[list[str]] = mapped_column(JSON, default=list)
     message: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(255))
+    """``host:pid`` of the process the run depends on: the one staging it and, on the embedded
+    default, the one holding its Redis and workers. Gone while staging: abandoned; gone while an
+    embedded run loads: interrupted."""
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
+    """Last sign of life of whatever works on the run (the stager, the workers' sweepers)."""
+    progress_mark: Mapped[str | None] = mapped_column(String(64))
+    """What the sweeper last saw of the dispatch (records in flight, chunks done): unchanged for
+    ``stall_seconds`` means stalled."""
+    progress_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class RunEvent(Base):
+    """What happened to a run that an operator should know of: a stalled chunk published again, a
+    queue no worker takes. Shown by `cutover status RUN`."""
+
+    __tablename__ = "run_events"
+    __table_args__ = (Index("ix_run_events_run", "run_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"))
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    kind: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+
+
+class Installation(Base):
+    """One row: this database's identity. Queue names carry it, so workers of another database on the
+    same broker never take this database's messages."""
+
+    __tablename__ = "installation"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class RunEntity(Base):
@@ -56,6 +90,7 @@ class StagedRecord(Base):
         Index("ix_staged_run_entity_status", "run_id", "entity", "status"),
         Index("ix_staged_run_digest", "run_id", "digest"),
         Index("ix_staged_run_natural", "run_id", "entity", "natural_key"),
+        Index("ix_staged_key", "key"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
