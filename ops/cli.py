@@ -28,6 +28,8 @@ def _console(as_json: bool = False) -> Any:
 
 def _guard(fn: Callable[[], int]) -> None:
     """Typed errors become one clear line and a documented exit status."""
+    from sqlalchemy.exc import OperationalError
+
     from shared.errors import ConfigError, CutoverError, SourceError
 
     try:
@@ -41,7 +43,36 @@ def _guard(fn: Callable[[], int]) -> None:
     except CutoverError as exc:
         click.echo(f"error: {exc}", err=True)
         code = exitcodes.FAILURE
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        code = exitcodes.INCOMPLETE
+    except OperationalError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        if "full" in reason:
+            click.echo(f"error: the disk holding the database is full ({reason}): free space and run the command again",
+                       err=True)
+        else:
+            click.echo(f"error: cannot reach the database: {reason}", err=True)
+        code = exitcodes.REFUSED
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        click.echo(f"error: {exc.strerror or exc}{where}: fix it (free space, permissions) and run the command again",
+                   err=True)
+        code = exitcodes.REFUSED
+    except Exception as exc:  # a bug: one line for the operator, the trace in a file for the report
+        click.echo(f"error: unexpected {type(exc).__name__}: {exc} — a bug in cutover; details in {_crash_log(exc)}",
+                   err=True)
+        code = exitcodes.FAILURE
     sys.exit(code)
+
+
+def _crash_log(exc: BaseException) -> str:
+    import tempfile
+    import traceback
+
+    with tempfile.NamedTemporaryFile("w", prefix="cutover-crash-", suffix=".log", delete=False) as fh:
+        fh.write("".join(traceback.format_exception(exc)))
+        return fh.name
 
 
 def _hide_password(url: str) -> str:
@@ -181,6 +212,34 @@ def resume(run_id: str, wait: bool, as_json: bool, local_workers: int | None) ->
 
 @main.command()
 @click.argument("run_id")
+def discard(run_id: str) -> None:
+    """Discard RUN, abandoned while its files were read (nothing of it was loaded): `cutover status` shows it."""
+
+    def go() -> int:
+        from ops.services import database
+        from producer.staging import undo_staging
+        from shared.errors import ConfigError
+        from shared.liveness import effective_state
+        from shared.schema.control import Run
+
+        with database(_settings()).begin() as session:
+            run = session.get(Run, run_id)
+            if run is None:
+                raise ConfigError(f"no run {run_id!r}; `cutover status` lists them")
+            state = effective_state(run)
+            if state != "abandoned":
+                then = f" (continue it with `cutover resume {run_id}`)" if state == "interrupted" else ""
+                raise ConfigError(f"run {run_id} is {state}: only a run abandoned while its files were read can be "
+                                  f"discarded{then}")
+            undo_staging(session, run_id, "discarded", "abandoned while staging; discarded with `cutover discard`")
+        click.echo(f"run {run_id} discarded: nothing of it was loaded; run its files again")
+        return exitcodes.OK
+
+    _guard(go)
+
+
+@main.command()
+@click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 def reconcile(run_id: str, as_json: bool) -> None:
     """Compare what RUN's source said (records, money per account) with the target; exit 6 on any difference."""
@@ -238,7 +297,8 @@ def _letter_filters(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 @dlq.command("list")
 @_letter_filters
-@click.option("--state", type=click.Choice(["open", "replayed", "discarded", "any"]), default="open", show_default=True)
+@click.option("--state", type=click.Choice(["open", "replayed", "discarded", "superseded", "any"]), default="open",
+              show_default=True)
 @click.option("--limit", default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def dlq_list(run_id: str | None, entity: str | None, error_class: str | None, outcome: str | None, state: str,

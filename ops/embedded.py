@@ -112,5 +112,10 @@ class LocalWorkers:
         if self.supervisor.check() is not None:
             raise ConfigError(f"the local workers refused to start; see {self.log_path}")
 
+    def stop_now(self) -> None:
+        """Ctrl-C: a cold shutdown (the pool stops at once; what was in flight is published again by
+        `cutover resume`), killed outright after two seconds."""
+        self.supervisor.stop(2.0, first=signal.SIGQUIT)
+
     def __exit__(self, *exc: object) -> None:
         self.supervisor.stop(self.STOP_GRACE)

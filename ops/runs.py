@@ -4,20 +4,23 @@ workers, wait with a live display, print the summary and the reconciliation, and
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from celery import Celery
 from rich.console import Console
 from rich.live import Live
+from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ops import exitcodes
 from ops.embedded import LocalWorkers
 from ops.mailer import report_message, require_mail, send
 from ops.reconcile import reconcile
-from ops.services import broker, database
+from ops.services import broker, database, reading
 from ops.summary import counts_table, print_summary, run_document
 from producer.attachments import open_store
 from producer.readers.base import ReadOptions
@@ -28,12 +31,16 @@ from shared.celery_app import DISPATCH_RESUME, DISPATCH_START
 from shared.dispatch import in_flight, runs_of
 from shared.entities import REGISTRY
 from shared.errors import ConfigError, SourceError
+from shared.liveness import this_process
 from shared.permissions import Policy, current_operator
+from shared.schema.base import utcnow
 from shared.schema.control import Run
 from shared.settings import Settings, load_settings
 from shared.vault import Vault
 
 POLL_SECONDS = 0.5
+RETRY_SECONDS = 2.0
+T = TypeVar("T")
 
 
 @dataclass
@@ -108,10 +115,11 @@ def execute_run(settings: Settings, request: RunRequest, console: Console) -> tu
             console.print(f"run {staged.run_id}: staged {sum(staged.read.values())} records from {len(sources)} file(s)")
             for line in checked:
                 console.print(line, highlight=False, markup=False)
+        _hand_over(sf, staged.run_id, workers)
         _start(app, staged.run_id)
         if not request.wait:
             return exitcodes.OK, {"run_id": staged.run_id, "state": "running", "precheck": checked}
-        code, doc = _wait_and_summarise(sf, staged.run_id, workers, request, console)
+        code, doc = _wait_and_summarise(reading(settings), staged.run_id, workers, request, console)
     doc["precheck"] = checked
     if request.email:
         doc["email"] = _email_report(settings, sf, doc, request.email, checked, console, request.as_json)
@@ -149,11 +157,12 @@ def execute_replay(settings: Settings, letters: LetterFilter, *, upsert: bool, w
         detail = ", ".join(f"{n} {e}" for e, n in sorted(plan.by_entity.items()))
         console.print(f"replay {plan.replay_id}: {plan.records} record(s) in wave order ({detail})")
     with broker(settings, local_workers) as (app, workers):
+        _hand_over(sf, plan.replay_id, workers)
         _start(app, plan.replay_id)
         if not wait:
             return exitcodes.OK, {"run_id": plan.replay_id, "state": "running"}
         request = RunRequest(paths=[], wait=True, as_json=as_json, local_workers=local_workers)
-        return _wait_and_summarise(sf, plan.replay_id, workers, request, console)
+        return _wait_and_summarise(reading(settings), plan.replay_id, workers, request, console)
 
 
 def execute_resume(settings: Settings, run_id: str, *, wait: bool, as_json: bool, local_workers: int | None,
@@ -168,13 +177,14 @@ def execute_resume(settings: Settings, run_id: str, *, wait: bool, as_json: bool
             raise ConfigError(f"run {run_id} is {run.state}; nothing to resume")
         if run.state == "staging":
             raise ConfigError(f"run {run_id} never finished staging (its command was stopped while reading): "
-                              "run the files again")
+                              f"discard it with `cutover discard {run_id}` and run the files again")
     with broker(settings, local_workers) as (app, workers):
+        _hand_over(sf, run_id, workers)
         app.send_task(DISPATCH_RESUME, args=(run_id,), ignore_result=True)  # routed to the control queue
         if not wait:
             return exitcodes.OK, {"run_id": run_id, "state": "running"}
         request = RunRequest(paths=[], wait=True, as_json=as_json, local_workers=local_workers)
-        return _wait_and_summarise(sf, run_id, workers, request, console)
+        return _wait_and_summarise(reading(settings), run_id, workers, request, console)
 
 
 def _refuse_no_wait_on_embedded(settings: Settings, wait: bool) -> None:
@@ -183,24 +193,78 @@ def _refuse_no_wait_on_embedded(settings: Settings, wait: bool) -> None:
                           "the embedded Redis and workers stop when this command ends")
 
 
+def _hand_over(sf: sessionmaker[Session], dispatch_id: str, workers: LocalWorkers | None) -> None:
+    """Record who the dispatch depends on: this command when it holds the workers (the embedded
+    default), nobody otherwise (the workers sweep it). `cutover status` tells an interrupted run by it."""
+    with sf.begin() as session:
+        session.execute(update(Run).where(Run.id == dispatch_id)
+                        .values(owner=this_process() if workers is not None else None, heartbeat_at=utcnow()))
+
+
 def _start(app: Celery, dispatch_id: str) -> None:
     """Publishing happens in a worker (control queue): this process never subscribes to results."""
     app.send_task(DISPATCH_START, args=(dispatch_id,), ignore_result=True)  # routed to the control queue
 
 
-def wait_for(sf: sessionmaker[Session], run_id: str, workers: LocalWorkers | None, console: Console,
+class _Outage:
+    """Says once that the database is unreachable, and once that it is back: the run itself goes on
+    wherever workers run (their loads retry), so the waiting command waits with it."""
+
+    def __init__(self, console: Console) -> None:
+        self.console, self.since = console, 0.0
+
+    def down(self, exc: Exception) -> None:
+        if not self.since:
+            self.since = time.monotonic()
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            self.console.print(f"the database is unreachable ({reason}); waiting for it — the workers retry their "
+                               "batches until it is back", highlight=False, markup=False)
+
+    def up(self) -> None:
+        if self.since:
+            self.console.print(f"the database is back after {time.monotonic() - self.since:.0f} s", highlight=False)
+            self.since = 0.0
+
+
+def patiently(read: Callable[[], T], outage: _Outage, deadline: float | None) -> T | None:
+    """``read()``, waiting out an unreachable database; None when the deadline passes first."""
+    while True:
+        try:
+            value = read()
+        except OperationalError as exc:
+            outage.down(exc)
+            if deadline is not None and time.monotonic() > deadline:
+                return None
+            time.sleep(RETRY_SECONDS)
+            continue
+        outage.up()
+        return value
+
+
+def wait_for(readers: sessionmaker[Session], run_id: str, workers: LocalWorkers | None, console: Console,
              live_display: bool, timeout: float | None = None) -> bool:
-    """Poll until the dispatch completes; True when it did, False when the timeout passed."""
+    """Poll until the dispatch completes; True when it did, False when the timeout passed. Polls read
+    only (they never wait for the workers' writes), and ride out an unreachable database."""
     deadline = None if timeout is None else time.monotonic() + timeout
     settings = load_settings()
     limit, chunk = settings.max_in_flight, settings.chunk_size
+    outage = _Outage(console)
+
+    def look() -> tuple[str, Any]:
+        with readers() as session:
+            state = session.get_one(Run, run_id).state
+            table = counts_table(run_document(session, run_id), title=_title(session, run_id, state, limit, chunk)) \
+                if live_display else None
+            return state, table
+
     with Live(console=console, auto_refresh=False, transient=False) if live_display else _NoLive() as live:
         while True:
-            with sf() as session:
-                state = session.get_one(Run, run_id).state
-                if live_display:
-                    live.update(counts_table(run_document(session, run_id), title=_title(session, run_id, state, limit, chunk)),
-                                refresh=True)
+            seen = patiently(look, outage, deadline)
+            if seen is None:
+                return False
+            state, table = seen
+            if table is not None:
+                live.update(table, refresh=True)
             if state == "completed":
                 return True
             if workers is not None:
@@ -219,27 +283,36 @@ def _title(session: Session, run_id: str, state: str, limit: int, chunk: int) ->
     return f"run {run_id} — {state} — {flying:,} of at most {limit:,} records in flight{waiting}"
 
 
-def _wait_and_summarise(sf: sessionmaker[Session], run_id: str, workers: LocalWorkers | None, request: RunRequest,
+def _wait_and_summarise(readers: sessionmaker[Session], run_id: str, workers: LocalWorkers | None, request: RunRequest,
                         console: Console) -> tuple[int, dict[str, Any]]:
     live_display = console.is_terminal and not request.as_json
     try:
-        finished = wait_for(sf, run_id, workers, console, live_display, request.timeout)
+        finished = wait_for(readers, run_id, workers, console, live_display, request.timeout)
     except KeyboardInterrupt:
         finished = False
-    with sf() as session:
-        doc = run_document(session, run_id) if request.as_json else print_summary(console, session, run_id)
+        if workers is not None:
+            console.print(f"interrupted: stopping the local workers; continue with `cutover resume {run_id}`",
+                          highlight=False)
+            workers.stop_now()
+        else:
+            console.print(f"stopped waiting; the run goes on where workers run: cutover status {run_id}", highlight=False)
+    outage = _Outage(console)
+    try:
+        doc = patiently(lambda: _summary(readers, run_id, console, request.as_json), outage, None)
+    except KeyboardInterrupt:
+        doc = None
+    if doc is None:
+        return exitcodes.INCOMPLETE, {"run_id": run_id, "state": "unknown"}
     if not finished:
-        if not request.as_json:
-            if workers is not None:
-                console.print(f"stopped waiting; the local workers stop with this command: "
-                              f"continue with `cutover resume {run_id}`")
-            else:
-                console.print(f"stopped waiting; the run goes on where workers run: cutover status {run_id}")
+        if not request.as_json and request.timeout is not None and workers is None:
+            console.print(f"stopped waiting; the run goes on where workers run: cutover status {run_id}", highlight=False)
+        elif not request.as_json and request.timeout is not None:
+            console.print(f"stopped waiting; the local workers stop with this command: "
+                          f"continue with `cutover resume {run_id}`", highlight=False)
         return exitcodes.INCOMPLETE, doc
     totals = doc["totals"]
     code = exitcodes.RECORDS_FAILED if totals["dead"] or totals["blocked"] else exitcodes.OK
-    with sf() as session:
-        verdicts = [reconcile(session, run) for run in runs_of(session, run_id)]
+    verdicts = patiently(lambda: _reconcile_all(readers, run_id), outage, None) or []
     doc["reconciliation"] = [v.as_dict() for v in verdicts]
     for verdict in verdicts:
         if not request.as_json:
@@ -249,6 +322,15 @@ def _wait_and_summarise(sf: sessionmaker[Session], run_id: str, workers: LocalWo
             code = exitcodes.NOT_RECONCILED
     return code, doc
 
+
+def _summary(readers: sessionmaker[Session], run_id: str, console: Console, as_json: bool) -> dict[str, Any]:
+    with readers() as session:
+        return run_document(session, run_id) if as_json else print_summary(console, session, run_id)
+
+
+def _reconcile_all(readers: sessionmaker[Session], run_id: str) -> list[Any]:
+    with readers() as session:
+        return [reconcile(session, run) for run in runs_of(session, run_id)]
 
 
 class _NoLive:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ops.embedded import EmbeddedRedis, LocalWorkers
 from shared.celery_app import build_app
-from shared.db import engine_for, ensure_schema, session_factory, upgrade
+from shared.db import engine_for, ensure_schema, read_session_factory, session_factory, upgrade
 from shared.entities import REGISTRY
 from shared.errors import ConfigError
 from shared.identity import installation_id
@@ -45,6 +45,12 @@ def _require_current(url: str) -> None:
                           f"{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}") from None
     if current != head:
         raise ConfigError(f"the database schema is at {current or 'nothing'}, cutover needs {head}: run `cutover db upgrade`")
+
+
+def reading(settings: Settings) -> sessionmaker[Session]:
+    """Sessions that only read (status, reports, progress polls): on SQLite they never wait for the
+    workers' write lock. Call :func:`database` first (it checks or upgrades the schema)."""
+    return read_session_factory(settings.effective_database_url)
 
 
 @contextmanager

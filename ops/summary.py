@@ -10,8 +10,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.dispatch import OUTCOMES, live_counts
+from shared.liveness import effective_state
 from shared.schema.control import DeadLetter, Run, StagedRecord
 from shared.schema.subscriptions import Subscription
+from shared.sweeper import recent_events
 
 COLUMNS = ("read", *OUTCOMES)
 
@@ -19,19 +21,30 @@ COLUMNS = ("read", *OUTCOMES)
 def run_document(session: Session, run_id: str) -> dict[str, Any]:
     """The run for scripts: id, state, per entity counts, totals and whether they balance."""
     run = session.get_one(Run, run_id)
+    state = effective_state(run)
     counts = live_counts(session, run_id)
     entities = {name: {c: n for c, n in row.items() if c in (*COLUMNS, "wave", "pending")} for name, row in
                 sorted(counts.items(), key=lambda kv: (kv[1]["wave"], kv[0]))}
     totals = {c: sum(row[c] for row in counts.values()) for c in (*COLUMNS, "pending")}
     unbalanced = [name for name, row in counts.items() if row["read"] != sum(row[o] for o in OUTCOMES)]
     return {
-        "run_id": run.id, "kind": run.kind, "state": run.state, "files": run.files, "message": run.message,
+        "run_id": run.id, "kind": run.kind, "state": state, "files": run.files, "message": run.message or _advice(run.id, state),
         "created_at": run.created_at.isoformat(timespec="seconds"),
         "finished_at": run.finished_at.isoformat(timespec="seconds") if run.finished_at else None,
         "entities": entities, "totals": totals,
         "balanced": not unbalanced if run.state == "completed" else None, "unbalanced": sorted(unbalanced),
+        "events": [f"{at.isoformat(timespec='seconds')} {message}" for at, message in recent_events(session, run_id)],
         "reminders": go_live_reminders(session, run_id),
     }
+
+
+def _advice(run_id: str, state: str) -> str | None:
+    if state == "interrupted":
+        return f"nothing works on run {run_id} any more: continue it with `cutover resume {run_id}`"
+    if state == "abandoned":
+        return (f"run {run_id} was stopped while its files were read: discard it with `cutover discard {run_id}` "
+                "and run the files again")
+    return None
 
 
 def go_live_reminders(session: Session, dispatch_id: str) -> list[str]:
@@ -97,8 +110,11 @@ def print_summary(console: Console, session: Session, run_id: str) -> dict[str, 
             console.print(line, highlight=False, markup=False)
     for reminder in doc["reminders"]:
         console.print(f"[yellow]go-live:[/yellow] {reminder}")
+    for event in doc["events"]:
+        console.print(f"[yellow]healed:[/yellow] {event}", highlight=False)
     if doc["balanced"] is None:
-        console.print(f"run {doc['state']}: {doc['totals']['pending']} record(s) still to load")
+        console.print(f"run {doc['run_id']} is {doc['state']}: {doc['totals']['pending']} record(s) still to load",
+                      highlight=False)
         return doc
     verdict = "holds" if doc["balanced"] else f"DOES NOT HOLD for {', '.join(doc['unbalanced'])}"
     console.print(f"read = committed + skipped + dead + blocked {verdict} "

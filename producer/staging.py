@@ -35,8 +35,11 @@ from producer.precheck import Precheck, precheck
 from producer.readers.base import RawRecord, ReadOptions, detect_format, reader_for
 from shared.envelope import content_digest, idempotency_key, natural_key_text, show_key
 from shared.errors import Conflict, RecordError, SourceError, UnknownName
+from shared.letters import supersede_earlier_letters
 from shared.limits import check_values
+from shared.liveness import this_process
 from shared.registry import Registry
+from shared.schema.base import utcnow
 from shared.schema.control import DeadLetter, DispatchWave, InvoicePlan, Run, RunEntity, SourceTotal, StagedRecord
 from shared.vault import SECRET_MASK, Vault
 
@@ -100,7 +103,7 @@ class Stager:
         run_id = run_id or new_run_id()
         with self.sf.begin() as session:
             session.add(Run(id=run_id, kind="run", state="staging", options=run_options,
-                            files=[str(s.path) for s in sources]))
+                            files=[str(s.path) for s in sources], owner=this_process(), heartbeat_at=utcnow()))
         result = StagingResult(run_id)
         if options.attachments is None:
             options = replace(options, attachments=self.attachments)
@@ -109,6 +112,7 @@ class Stager:
             with self.sf.begin() as session:
                 self._number_repeats(session, run_id)
                 self._settle_duplicate_keys(session, run_id, result)
+                supersede_earlier_letters(session, run_id)
                 resolve_plans(session, run_id)
                 assign_customer_ids(session, run_id, result.highest_customer_id)
                 if options.profile is not None:
@@ -126,13 +130,7 @@ class Stager:
     def refuse(self, run_id: str, message: str) -> None:
         """Undo a run's staging and keep only its refusal, so nothing of it can be loaded."""
         with self.sf.begin() as session:
-            session.execute(delete(DeadLetter).where(DeadLetter.run_id == run_id))
-            session.execute(delete(InvoicePlan).where(InvoicePlan.run_id == run_id))
-            session.execute(delete(SourceTotal).where(SourceTotal.run_id == run_id))
-            session.execute(delete(StagedRecord).where(StagedRecord.run_id == run_id))
-            session.execute(delete(RunEntity).where(RunEntity.run_id == run_id))
-            run = session.get_one(Run, run_id)
-            run.state, run.message = "refused", message
+            undo_staging(session, run_id, "refused", message)
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -207,6 +205,7 @@ class Stager:
     def _flush(self, batch: list[tuple[dict[str, Any], RecordError | None]], run_id: str, plans: list[Plan]) -> None:
         rows = [{k: v for k, v in row.items() if not k.startswith("_")} for row, _ in batch]
         with self.sf.begin() as session:
+            session.execute(update(Run).where(Run.id == run_id).values(heartbeat_at=utcnow()))
             write_plans(session, run_id, plans)
             if not rows:
                 return
@@ -287,6 +286,18 @@ class Stager:
             wave = self.registry.wave_of(entity) if entity in self.registry else 0
             session.add(RunEntity(run_id=run_id, entity=entity, wave=wave, read=count))
         write_dispatch_waves(session, run_id)
+
+
+def undo_staging(session: Session, run_id: str, state: str, message: str) -> None:
+    """Remove what staging wrote for a run (nothing of it was published) and keep only the run, in
+    ``state`` with ``message``: a refused run, or one abandoned while staging and then discarded."""
+    session.execute(delete(DeadLetter).where(DeadLetter.run_id == run_id))
+    session.execute(delete(InvoicePlan).where(InvoicePlan.run_id == run_id))
+    session.execute(delete(SourceTotal).where(SourceTotal.run_id == run_id))
+    session.execute(delete(StagedRecord).where(StagedRecord.run_id == run_id))
+    session.execute(delete(RunEntity).where(RunEntity.run_id == run_id))
+    run = session.get_one(Run, run_id)
+    run.state, run.message, run.owner = state, message, None
 
 
 def write_dispatch_waves(session: Session, dispatch_id: str) -> None:

@@ -2,7 +2,9 @@
 
 SQLite (the embedded default) is shared by several worker processes, so it runs in WAL mode, waits
 on locks instead of failing (busy_timeout), and starts write transactions with ``BEGIN IMMEDIATE``:
-a deferred transaction that reads and then writes can fail at once with "database is locked"."""
+a deferred transaction that reads and then writes can fail at once with "database is locked".
+Sessions that only read (``read_session_factory``) begin deferred transactions instead, which in WAL
+mode neither take the write lock nor wait for it."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.limits import check_lengths
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+READ_ONLY = "cutover_read_only"
 
 
 def is_sqlite(url: str) -> bool:
@@ -46,7 +49,8 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers never take the write lock (in WAL mode they never wait for a writer either).
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 _ENGINES: dict[str, Engine] = {}
@@ -70,6 +74,12 @@ def forget_engines_after_fork() -> None:
 
 def session_factory(url: str) -> sessionmaker[Session]:
     return sessionmaker(engine_for(url), expire_on_commit=False)
+
+
+def read_session_factory(url: str) -> sessionmaker[Session]:
+    """Sessions that only read: on SQLite they begin a deferred transaction, so a progress poll or a
+    report never waits for (or blocks) the workers' writes. Never write through them."""
+    return sessionmaker(engine_for(url).execution_options(**{READ_ONLY: True}), expire_on_commit=False)
 
 
 # Every session, on every database, refuses a value longer than its column before it is sent.

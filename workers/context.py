@@ -19,6 +19,7 @@ from shared.schema.control import DeadLetter, LedgerEntry
 from shared.schema.ledger import Invoice
 from shared.schema.target import Account, Contact, ContactPoint, ReferenceItem
 from shared.vault import Vault
+from workers.passwords import hash_password
 
 T = TypeVar("T")
 HINT_CANDIDATES = 2000
@@ -66,6 +67,9 @@ class BatchCache:
     """The batch's records, so a loader can fetch what all of them need in one query."""
     memo: dict[object, Any] = field(default_factory=dict)
     """Values loaders derive from rows that do not change during a run (invoice plans, tax rates)."""
+    password_hashes: dict[str, str] = field(default_factory=dict)
+    """Hashes of the batch's passwords by record key, computed before the transaction opened: a slow
+    hash must never hold the database's write lock."""
     after: dict[Callable[[list[Any]], None], dict[object, Any]] = field(default_factory=dict)
     """Work owed once per transaction, run before it commits on every item owed it (the invoices to
     settle), so it can do them all in one query."""
@@ -274,6 +278,11 @@ class LoadContext:
         raise Conflict(f"{self.entity.name} with {names} {show_key(self.natural_key())!r} already exists with different content",
                        field=self.entity.natural_key[-1], value=show_key(self.natural_key()),
                        hint="run with --upsert to update it, or discard this record")
+
+    def password_hash(self, clear: str) -> str:
+        """This record's password hash: made before the batch's transaction opened, or now."""
+        made = self.batch.password_hashes.get(self.envelope.key) if self.batch is not None else None
+        return made if made is not None else hash_password(clear)
 
     def reveal(self, field: str) -> str | None:
         """Decrypt a secret field at the last moment (never log or store the result)."""

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from shared.envelope import Envelope, natural_key_text
 from shared.errors import Blocked, RecordError
+from shared.letters import supersede_letters
 from shared.registry import EntityType
 from shared.schema.base import utcnow
 from shared.schema.control import DeadLetter, LedgerEntry, StagedRecord
@@ -53,6 +54,7 @@ def record_failure(session: Session, env: Envelope, entity: EntityType, error: R
                       hint=error.hint, blocked_by=None)
     letter = session.scalar(select(DeadLetter).where(DeadLetter.record_id == env.record_id))
     if letter is None:
+        supersede_letters(session, [env.key], env.run_id)
         session.add(DeadLetter(record_id=env.record_id, **values))
     else:
         for name, value in values.items():
@@ -90,3 +92,4 @@ def _shown_value(entity: EntityType, error: RecordError) -> str | None:
     if error.field in entity.secret_fields:
         return SECRET_MASK
     return str(error.value)
+

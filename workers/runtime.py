@@ -8,7 +8,7 @@ from functools import lru_cache
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.db import forget_engines_after_fork, session_factory
+from shared.db import forget_engines_after_fork, read_session_factory, session_factory
 from shared.entities import REGISTRY
 from shared.registry import Registry
 from shared.settings import Settings, load_settings
@@ -24,6 +24,8 @@ class Runtime:
     vault: Vault
     registry: Registry
     loaders: dict[str, Loader]
+    readers: sessionmaker[Session]
+    """Read-only sessions (no write lock on SQLite)."""
 
     @property
     def window(self) -> int:
@@ -35,8 +37,9 @@ class Runtime:
 @lru_cache(maxsize=1)
 def runtime() -> Runtime:
     settings = load_settings()
-    return Runtime(settings, session_factory(settings.effective_database_url), Vault.from_settings(settings),
-                   REGISTRY, load_all())
+    url = settings.effective_database_url
+    return Runtime(settings, session_factory(url), Vault.from_settings(settings), REGISTRY, load_all(),
+                   read_session_factory(url))
 
 
 def reset_after_fork() -> None:

@@ -67,7 +67,7 @@ class RecordTask(ResilientBatches):
         started = time.monotonic()
         try:
             load_batch(rt.sessions, rt.registry, rt.vault, rt.loaders, self.entity, envelopes, attempts,
-                       budget=rt.settings.batch_seconds)
+                       budget=rt.settings.batch_seconds, readers=rt.readers)
         except TRANSIENT as exc:
             if self._retry_or_park(requests, envelopes, exc):
                 dispatch.close_if_empty(rt.sessions, self.app, chunks)

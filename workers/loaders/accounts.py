@@ -12,7 +12,7 @@ from shared.schema.ledger import Invoice
 from shared.schema.target import Account
 from workers.context import LoadContext, Loaded
 from workers.loaders import loader
-from workers.passwords import hash_password, verify_password
+from workers.passwords import verify_password
 
 BILL_DAYS = range(1, 29)
 _USER_REFS = {  # field → (reference kind, column)
@@ -47,12 +47,13 @@ def load_user(ctx: LoadContext) -> Loaded:
         def update() -> None:
             for column, value in values.items():
                 setattr(existing, column, value)
-            existing.password_hash = hash_password(password) if password else None
+            existing.password_hash = ctx.password_hash(password) if password else None
         same_password = (password is None and existing.password_hash is None) or (
             password is not None and existing.password_hash is not None and verify_password(existing.password_hash, password))
         same = same_password and all(getattr(existing, c) == v for c, v in values.items())
         return ctx.existing(existing.id, update, same=same)
-    account = Account(owner_id=owner_id, name=name, password_hash=hash_password(password) if password else None, **values)
+    account = Account(owner_id=owner_id, name=name, password_hash=ctx.password_hash(password) if password else None,
+                      **values)
     ctx.session.add(account)
     if ctx.batch is not None:
         ctx.batch.accounts.setdefault(name, []).append(account)
