@@ -246,9 +246,11 @@ def reconcile(run_id: str, as_json: bool) -> None:
 
     def go() -> int:
         from ops.reconcile import reconcile as check
-        from ops.services import database
+        from ops.services import database, reading
 
-        with database(_settings())() as session:
+        settings = _settings()
+        database(settings)
+        with reading(settings)() as session:
             result = check(session, run_id)
         if as_json:
             click.echo(json.dumps(result.as_dict(), indent=2))
@@ -271,9 +273,11 @@ def report(run_id: str, out_dir: Path, formats: tuple[str, ...]) -> None:
 
     def go() -> int:
         from ops.report import FORMATS, write_report
-        from ops.services import database
+        from ops.services import database, reading
 
-        with database(_settings())() as session:
+        settings = _settings()
+        database(settings)
+        with reading(settings)() as session:
             paths = write_report(session, run_id, out_dir, formats or FORMATS)
         for path in paths.values():
             click.echo(f"wrote {path}")

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from ops import exitcodes
 from ops.console import make_console
-from ops.services import database
+from ops.services import database, reading
 from producer.replay import LetterFilter
 from shared.entities import REGISTRY
 from shared.errors import ConfigError
@@ -30,8 +30,8 @@ def _letter_doc(letter: DeadLetter) -> dict[str, object]:
 
 
 def list_letters(settings: Settings, letters: LetterFilter, limit: int, as_json: bool) -> int:
-    sf = database(settings)
-    with sf() as session:
+    database(settings)
+    with reading(settings)() as session:
         rows = session.scalars(letters.apply(select(DeadLetter)).order_by(DeadLetter.wave, DeadLetter.id).limit(limit)).all()
         docs = [_letter_doc(r) for r in rows]
     if as_json:
@@ -53,8 +53,8 @@ def masked_record(entity: str, payload: dict[str, str]) -> dict[str, str]:
 
 
 def show_letter(settings: Settings, letter_id: int) -> int:
-    sf = database(settings)
-    with sf() as session:
+    database(settings)
+    with reading(settings)() as session:
         letter = session.get(DeadLetter, letter_id)
         if letter is None:
             raise ConfigError(f"no dead letter #{letter_id}; `cutover dlq list` lists them")

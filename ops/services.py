@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ops.embedded import EmbeddedRedis, LocalWorkers
 from shared.celery_app import build_app
-from shared.db import engine_for, ensure_schema, read_session_factory, session_factory, upgrade
+from shared.db import ensure_schema, read_engine, read_session_factory, session_factory, upgrade
 from shared.entities import REGISTRY
 from shared.errors import ConfigError
 from shared.identity import installation_id
@@ -34,11 +34,11 @@ def _require_current(url: str) -> None:
     from alembic.script import ScriptDirectory
     from sqlalchemy.exc import OperationalError
 
-    from shared.db import alembic_config, engine_for
+    from shared.db import alembic_config, engine_for, read_engine
 
     head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
     try:
-        with engine_for(url).connect() as conn:
+        with read_engine(url).connect() as conn:
             current = MigrationContext.configure(conn).get_current_revision()
     except OperationalError as exc:
         raise ConfigError(f"cannot reach the database {engine_for(url).url.render_as_string(hide_password=True)}: "
@@ -63,7 +63,7 @@ def broker(settings: Settings, local_workers: int | None) -> Iterator[tuple[Cele
         workers = None
         if settings.embedded_broker or (local_workers or 0) > 0:
             workers = stack.enter_context(LocalWorkers(settings, concurrency=local_workers or None))
-        yield build_app(settings, REGISTRY, installation_id(engine_for(settings.effective_database_url))), workers
+        yield build_app(settings, REGISTRY, installation_id(read_engine(settings.effective_database_url))), workers
 
 
 def upgrade_database(settings: Settings) -> str:

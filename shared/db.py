@@ -76,10 +76,15 @@ def session_factory(url: str) -> sessionmaker[Session]:
     return sessionmaker(engine_for(url), expire_on_commit=False)
 
 
+def read_engine(url: str) -> Engine:
+    """The engine for reading only: on SQLite its transactions begin deferred, so a progress poll or a
+    report never waits for (or blocks) the workers' writes. Never write through it."""
+    return engine_for(url).execution_options(**{READ_ONLY: True})
+
+
 def read_session_factory(url: str) -> sessionmaker[Session]:
-    """Sessions that only read: on SQLite they begin a deferred transaction, so a progress poll or a
-    report never waits for (or blocks) the workers' writes. Never write through them."""
-    return sessionmaker(engine_for(url).execution_options(**{READ_ONLY: True}), expire_on_commit=False)
+    """Sessions on :func:`read_engine`."""
+    return sessionmaker(read_engine(url), expire_on_commit=False)
 
 
 # Every session, on every database, refuses a value longer than its column before it is sent.
@@ -104,7 +109,7 @@ def ensure_schema(url: str) -> None:
     from alembic.script import ScriptDirectory
 
     head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
-    with engine_for(url).connect() as conn:
+    with read_engine(url).connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()
     if current != head:
         upgrade(url)
