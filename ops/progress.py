@@ -32,6 +32,9 @@ class Estimate:
     """Records per second over the window; None until two samples span some time."""
     eta: float | None
     """Seconds left at that rate; 0 when done, None when unknown or stalled (rate 0)."""
+    span: float = 0.0
+    """Seconds the rate was measured over."""
+    window: float = WINDOW_SECONDS
 
     @property
     def fraction(self) -> float:
@@ -39,8 +42,9 @@ class Estimate:
 
     @property
     def stalled(self) -> bool:
-        """Nothing settled over a whole window while records are left: the workers are not loading."""
-        return self.rate == 0 and self.done < self.total
+        """Nothing settled over a whole window while records are left: the workers are not loading.
+        (A pause of a few seconds is a batch being loaded, not a stall.)"""
+        return self.rate == 0 and self.done < self.total and self.span >= self.window
 
 
 class Meter:
@@ -70,7 +74,8 @@ class Meter:
     def estimate(self, total: int) -> Estimate:
         done = self.samples[-1].done if self.samples else 0
         rate = self.rate()
-        return Estimate(done, total, rate, eta_seconds(done, total, rate))
+        span = self.samples[-1].at - self.samples[0].at if self.samples else 0.0
+        return Estimate(done, total, rate, eta_seconds(done, total, rate), span, self.window)
 
 
 def rate_between(first: Sample, last: Sample) -> float | None:
@@ -113,7 +118,7 @@ def format_duration(seconds: float | None) -> str:
 def describe(estimate: Estimate) -> str:
     """One line for a title or a page: done of total, rate, time left."""
     if estimate.stalled:
-        left = "no record settled in the last window: are the workers running?"
+        left = f"no record settled in the last {format_duration(estimate.window)}: are the workers running?"
     elif estimate.eta == 0:
         left = "all settled"
     else:

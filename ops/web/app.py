@@ -58,7 +58,7 @@ def _sign_in_form(request: Request, console: Console, status: int = 200, message
 
 async def sign_in_page(request: Request) -> Response:
     console = console_of(request)
-    who = await run_in_threadpool(find_session, console.sf, request.cookies.get(COOKIE))
+    who = await run_in_threadpool(find_session, console.reader, request.cookies.get(COOKIE))
     if who is not None:
         return redirect(_safe_next(request.query_params.get("next")))
     return await run_in_threadpool(_sign_in_form, request, console)
@@ -106,7 +106,7 @@ def sign_out(request: Request, console: Console, who: SignedIn, form: FormData |
 
 @page
 def home(request: Request, console: Console, who: SignedIn, form: FormData | None) -> Response:
-    with console.sf() as session:
+    with console.reader() as session:
         active = session.scalar(select(func.count()).select_from(Run).where(Run.state.in_(ACTIVE)))
         finished = session.scalar(select(func.count()).select_from(Run).where(Run.state.notin_(ACTIVE)))
     return render(request, console, who, "home.html", active=active, finished=finished)
@@ -119,7 +119,7 @@ async def metrics(request: Request) -> Response:
     bearer = request.headers.get("authorization", "")
     allowed = bool(token) and hmac.compare_digest(bearer, f"Bearer {token}")
     if not allowed:
-        allowed = await run_in_threadpool(find_session, console.sf, request.cookies.get(COOKIE)) is not None
+        allowed = await run_in_threadpool(find_session, console.reader, request.cookies.get(COOKIE)) is not None
     if not allowed:
         return PlainTextResponse("sign in, or send the metrics token as 'Authorization: Bearer …'\n", status_code=401,
                                  headers={"WWW-Authenticate": 'Bearer realm="cutover console"'})
@@ -135,7 +135,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
     console = console_of(request)
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     detail = exc.detail if isinstance(exc, HTTPException) else "unexpected error"
-    who = await run_in_threadpool(find_session, console.sf, request.cookies.get(COOKIE))
+    who = await run_in_threadpool(find_session, console.reader, request.cookies.get(COOKIE))
     titles = {400: "That cannot be done", 403: "Not permitted", 404: "Not found", 405: "Not allowed"}
     return await run_in_threadpool(error, request, console, who, status, titles.get(status, "Error"), str(detail))
 

@@ -87,7 +87,7 @@ def _folder(console: Console, draft: ConsoleImport) -> Path:
 
 @page
 def biller_page(request: Request, console: Console, who: SignedIn, form: FormData | None) -> Response:
-    with console.sf() as session:
+    with console.reader() as session:
         mine = session.scalars(select(ConsoleImport).where(ConsoleImport.operator == who.operator,
                                                            ConsoleImport.state == "open")
                                .order_by(ConsoleImport.updated_at.desc()).limit(10)).all()
@@ -123,7 +123,7 @@ def expire_idle(console: Console) -> None:
 
 @page
 def type_page(request: Request, console: Console, who: SignedIn, form: FormData | None) -> Response:
-    with console.sf() as session:
+    with console.reader() as session:
         draft = _load(session, console, who, request.path_params["draft"])
         allowed = [t for t in IMPORT_TYPES if console.policy.may_import(who.operator, t)]
         return _step(request, console, who, draft, "type", "import_type.html", types=allowed,
@@ -161,7 +161,7 @@ def _file_context(console: Console, draft: ConsoleImport) -> dict[str, Any]:
 
 @page
 def file_page(request: Request, console: Console, who: SignedIn, form: FormData | None) -> Response:
-    with console.sf() as session:
+    with console.reader() as session:
         draft = _load(session, console, who, request.path_params["draft"])
         return _step(request, console, who, draft, "file", "import_file.html", **_file_context(console, draft))
 
@@ -170,7 +170,7 @@ async def file_post(request: Request) -> Response:
     """The upload: streamed to the import's private folder (``ops.web.uploads``), its CSRF token
     checked once the form is read, its header read with the chosen encoding."""
     console = console_of(request)
-    who = await run_in_threadpool(find_session, console.sf, request.cookies.get(COOKIE))
+    who = await run_in_threadpool(find_session, console.reader, request.cookies.get(COOKIE))
     if who is None:
         return await run_in_threadpool(error, request, console, None, 403, "Sign in first",
                                        "Your sign-in has ended; sign in and upload the file again.")
@@ -208,7 +208,7 @@ def _clear_upload(console: Console, who: SignedIn, draft_id: str) -> Response | 
 
 
 def _file_refused(request: Request, console: Console, who: SignedIn, draft_id: str, status: int, message: str) -> Response:
-    with console.sf() as session:
+    with console.reader() as session:
         draft = _load(session, console, who, draft_id)
         return _step(request, console, who, draft, "file", "import_file.html", status=status, error=message,
                      **_file_context(console, draft))
@@ -238,7 +238,7 @@ def _file_taken(request: Request, console: Console, who: SignedIn, draft_id: str
         message = str(exc).replace(str(path), file_name).replace("with --encoding", "in the Encoding field")
         return _file_refused(request, console, who, draft_id, 400, f"{message} — nothing was kept; choose the file again.")
     if lacking:
-        with console.sf() as session:
+        with console.reader() as session:
             draft = _load(session, console, who, draft_id)
             return _step(request, console, who, draft, "file", "import_file.html", lacking=lacking, following=following,
                          **_file_context(console, draft))
@@ -262,7 +262,7 @@ def _invoice_types(session: Session) -> list[str]:
 
 @page
 def invoice_types_page(request: Request, console: Console, who: SignedIn, form: FormData | None) -> Response:
-    with console.sf() as session:
+    with console.reader() as session:
         draft = _load(session, console, who, request.path_params["draft"])
         if draft.import_type not in ENROLS:
             return redirect(f"/import/{draft.id}/mapping")
@@ -292,7 +292,7 @@ def invoice_types_post(request: Request, console: Console, who: SignedIn, form: 
 
 @page
 def mapping_page(request: Request, console: Console, who: SignedIn, form: FormData | None) -> Response:
-    with console.sf() as session:
+    with console.reader() as session:
         draft = _load(session, console, who, request.path_params["draft"])
         guessed = False
         if not draft.columns and draft.file_path and draft.import_type:
@@ -338,7 +338,7 @@ def _part_rows(draft: ConsoleImport) -> list[dict[str, str]]:
 
 @page
 def account_page(request: Request, console: Console, who: SignedIn, form: FormData | None) -> Response:
-    with console.sf() as session:
+    with console.reader() as session:
         draft = _load(session, console, who, request.path_params["draft"])
         if not draft.parts and draft.file_path and draft.import_type:
             _, draft.parts = drafts.guess(Path(draft.file_path), draft.import_type, draft.encoding)
@@ -372,7 +372,7 @@ def account_post(request: Request, console: Console, who: SignedIn, form: FormDa
 
 @page
 def order_page(request: Request, console: Console, who: SignedIn, form: FormData | None) -> Response:
-    with console.sf() as session:
+    with console.reader() as session:
         draft = _load(session, console, who, request.path_params["draft"])
         return _step(request, console, who, draft, "order", "import_order.html", preview=drafts.preview_numbers(draft))
 
@@ -413,7 +413,7 @@ def order_post(request: Request, console: Console, who: SignedIn, form: FormData
 
 @page
 def precheck_page(request: Request, console: Console, who: SignedIn, form: FormData | None) -> Response:
-    with console.sf() as session:
+    with console.reader() as session:
         draft = _load(session, console, who, request.path_params["draft"])
         return _step(request, console, who, draft, "precheck", "import_precheck.html", result=draft.precheck or {})
 
@@ -427,7 +427,7 @@ def _review(request: Request, console: Console, who: SignedIn, draft: ConsoleImp
 
 @page
 def review_page(request: Request, console: Console, who: SignedIn, form: FormData | None) -> Response:
-    with console.sf() as session:
+    with console.reader() as session:
         draft = _load(session, console, who, request.path_params["draft"])
         return _review(request, console, who, draft)
 

@@ -48,8 +48,8 @@ class ImportOrder:
 
 
 class Launcher:
-    def __init__(self, settings: Settings, sf: sessionmaker[Session], app: Celery) -> None:
-        self.settings, self.sf, self.app = settings, sf, app
+    def __init__(self, settings: Settings, sf: sessionmaker[Session], reader: sessionmaker[Session], app: Celery) -> None:
+        self.settings, self.sf, self.reader, self.app = settings, sf, reader, app
         self.stopping = threading.Event()
 
     def start_import(self, order: ImportOrder) -> None:
@@ -81,14 +81,14 @@ class Launcher:
     def _email_when_done(self, order: ImportOrder, precheck: list[str]) -> None:
         assert order.email is not None
         while not self.stopping.is_set():
-            with self.sf() as session:
+            with self.reader() as session:
                 if session.get_one(Run, order.run_id).state == "completed":
                     break
             self.stopping.wait(POLL_SECONDS)
         else:
             return
         try:
-            with self.sf() as session:
+            with self.reader() as session:
                 doc = run_document(session, order.run_id)
                 send(self.settings, report_message(session, doc, self.settings.mail_from, order.email, precheck))
             audit.record(self.sf, order.operator, audit.EMAIL, order.run_id, f"report e-mailed to {order.email}")

@@ -44,6 +44,9 @@ class Console:
 
     settings: Settings
     sf: sessionmaker[Session]
+    """Sessions that write (imports, sign-ins, audit): short transactions."""
+    reader: sessionmaker[Session]
+    """Sessions of pages that only read (``ops.web.reading``): never queued behind the workers' writes."""
     celery: Celery
     workers: LocalWorkers | None
     policy: Policy
@@ -99,7 +102,7 @@ def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 
 
 def serve(handler: Handler, request: Request, console: Console, form: FormData | None) -> Response:
-    who = find_session(console.sf, request.cookies.get(COOKIE))
+    who = find_session(console.reader, request.cookies.get(COOKIE))
     if who is None:
         if request.method == "GET":
             return RedirectResponse(f"/sign-in?next={quote(request.url.path)}", status_code=303)

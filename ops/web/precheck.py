@@ -70,4 +70,5 @@ def dry_run(settings: Settings, path: Path, shown_name: str, profile: Profile, e
 
 def _plain(text: str, path: Path, shown_name: str) -> str:
     """Messages name the file as the operator uploaded it, not where the console keeps it."""
-    return text.replace(str(path), shown_name).replace("profile this import's mapping: ", "")
+    return (text.replace(str(path), shown_name).replace("profile this import's mapping: ", "")
+            .replace("this import's mapping: ", ""))

@@ -31,7 +31,7 @@ from shared.schema.control import DeadLetter, Run
 @page
 def runs_page(request: Request, console: Console, who: SignedIn, form: FormData | None) -> Response:
     active = request.query_params.get("view", "in-progress") != "completed"
-    with console.sf() as session:
+    with console.reader() as session:
         rows = runview.run_list(session, active)
     return render(request, console, who, "runs.html", rows=rows, active=active)
 
@@ -44,7 +44,7 @@ def _starting(session: Any, run_id: str) -> bool:
 @page
 def run_page(request: Request, console: Console, who: SignedIn, form: FormData | None) -> Response:
     run_id = request.path_params["run_id"]
-    with console.sf() as session:
+    with console.reader() as session:
         run = session.get(Run, run_id)
         if run is None:
             if _starting(session, run_id):
@@ -66,7 +66,7 @@ def run_page(request: Request, console: Console, who: SignedIn, form: FormData |
 def run_live(request: Request, console: Console, who: SignedIn, form: FormData | None) -> Response:
     """The live part of a run's page, fetched again every few seconds by ``live.js``."""
     run_id = request.path_params["run_id"]
-    with console.sf() as session:
+    with console.reader() as session:
         if session.get(Run, run_id) is None:
             if _starting(session, run_id):
                 return render(request, console, who, "_starting.html", run_id=run_id)
@@ -79,7 +79,7 @@ def _download(console: Console, run_id: str, kind: str) -> Response:
     """The per-record report (``ops.report``, spreadsheet-safe CSV or JSON Lines) or the error rows the
     e-mail attaches. Written to a private folder first and sent from there, so a slow download never
     holds a database transaction (on SQLite, the writers' lock) open."""
-    with console.sf() as session:
+    with console.reader() as session:
         run = session.get(Run, run_id)
         if run is None or run.kind != "run":
             raise HTTPException(404, f"no run {run_id} (a replay reports through the runs it replayed)")
@@ -117,7 +117,7 @@ def letters_post(request: Request, console: Console, who: SignedIn, form: FormDa
     run_id = request.path_params["run_id"]
     action = field(form, "action")
     letters = _chosen(run_id, form)
-    with console.sf() as session:
+    with console.reader() as session:
         run = session.get(Run, run_id)
         if run is None or run.kind != "run":
             raise HTTPException(404, f"no run {run_id}")
@@ -127,7 +127,7 @@ def letters_post(request: Request, console: Console, who: SignedIn, form: FormDa
         return redirect(f"/runs/{plan.replay_id}" if plan.replay_id else f"/runs/{run_id}?done=nothing")
     if action == "discard":
         console.policy.check(who.operator, DISCARD, "discard dead letters")
-        with console.sf() as session:
+        with console.reader() as session:
             chosen = session.scalars(letters.apply(select(DeadLetter)).order_by(DeadLetter.line, DeadLetter.id)
                                      .limit(500)).all()
             rows = [runview._letter(d) | {"entity": d.entity, "error_class": d.error_class} for d in chosen]

@@ -20,6 +20,7 @@ from ops.web.auth import Throttle, list_operators
 from ops.web.launcher import Launcher
 from ops.web.metrics import registry_for
 from ops.web.pages import Console, templates
+from ops.web.reading import read_sessions
 from ops.web.runview import Meters
 from shared.db import engine_for
 from shared.errors import ConfigError
@@ -68,10 +69,10 @@ def serve(settings: Settings, host: str, port: int, local_workers: int | None, a
     if not list_operators(sf):
         print("no operator can sign in yet: add one with `cutover operator add NAME`")
     with broker(settings, local_workers) as (celery, workers):
-        meters = Meters()
-        console = Console(settings=settings, sf=sf, celery=celery, workers=workers, policy=policy, templates=templates(),
-                          meters=meters, launcher=Launcher(settings, sf, celery), throttle=Throttle(),
-                          metrics=registry_for(sf, meters), biller=biller_name(settings),
+        meters, reader = Meters(), read_sessions(settings.effective_database_url)
+        console = Console(settings=settings, sf=sf, reader=reader, celery=celery, workers=workers, policy=policy,
+                          templates=templates(), meters=meters, launcher=Launcher(settings, sf, reader, celery),
+                          throttle=Throttle(), metrics=registry_for(reader, meters), biller=biller_name(settings),
                           flower_url=settings.console_flower_url or f"http://127.0.0.1:{settings.flower_port}/")
         if announce:
             where = "embedded Redis and local workers" if settings.embedded_broker else "the configured broker"

@@ -42,10 +42,13 @@ def test_rate_follows_the_window_not_the_whole_run() -> None:
 def test_eta_is_zero_when_done_and_unknown_when_stalled() -> None:
     meter = Meter(window=5.0)
     meter.add(0.0, 40)
+    meter.add(2.0, 40)
+    pause = meter.estimate(100)
+    assert pause.rate == 0 and pause.eta is None and not pause.stalled, "a short pause is a batch, not a stall"
     meter.add(6.0, 40)
     estimate = meter.estimate(100)
-    assert estimate.rate == 0 and estimate.eta is None and estimate.stalled
-    assert "are the workers running?" in describe(estimate)
+    assert estimate.rate == 0 and estimate.eta is None and estimate.stalled and estimate.span == 6.0
+    assert "no record settled in the last 5 s: are the workers running?" in describe(estimate)
     meter.add(7.0, 100)
     done = meter.estimate(100)
     assert done.eta == 0.0 and not done.stalled and done.fraction == 1.0

@@ -472,6 +472,30 @@ def test_permissions_csrf_and_upload_limit_are_enforced_on_the_server(cluster: C
         "content-security-policy"]
     assert headers["x-content-type-options"] == "nosniff" and headers["x-frame-options"] == "DENY"
 
+    # a blocking pre-check finding stops the import: a saved profile names an invoice type the target lacks
+    gas = json.loads((EXAMPLES / "paperless.json").read_text())
+    gas["invoice_types"] = ["Gas Bill"]
+    (cluster.home / "profiles").mkdir(exist_ok=True)
+    (cluster.home / "profiles" / "paperless-gas.json").write_text(json.dumps(gas))
+    blocked = begin_import_as_bob(bob)
+    bob.page.check("input[name=import_type][value=paperless]")
+    bob.page.click("button:has-text('Continue')")
+    upload(bob, EXAMPLES / "paperless.csv", profile="paperless-gas")
+    bob.page.wait_for_url("**/invoice-types")
+    assert "not configured in the target: Gas Bill" in bob.page.inner_text("main")
+    bob.goto(f"/import/{blocked}/mapping")  # straight on, as the profile says
+    bob.page.click("button:has-text('Continue')")
+    bob.page.click("button:has-text('Continue')")
+    text = through_precheck(bob, "blocking")
+    assert "This file cannot be imported" in text and "invoice type 'Gas Bill' is not configured" in text
+    assert bob.page.locator("a:has-text('Continue')").count() == 0, "a blocking error cannot be continued"
+    bob.goto(f"/import/{blocked}/review")
+    assert bob.page.url.endswith(f"/import/{blocked}/precheck")
+    runs_before = cluster.query("SELECT count(*) FROM runs")[0][0]
+    answer = bob.page.request.post(f"{console.url}/import/{blocked}/start", form={"csrf": token}, max_redirects=0)
+    assert answer.status == 303 and answer.headers["location"].endswith("/precheck")
+    assert cluster.query("SELECT count(*) FROM runs")[0][0] == runs_before
+
     # Prometheus metrics: a token or a sign-in
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(f"{console.url}/metrics", timeout=10)
