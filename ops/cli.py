@@ -558,7 +558,8 @@ def show_config() -> None:
         settings = _settings()
         for f in fields(settings):
             value = getattr(settings, f.name)
-            if f.name in ("vault_key", "vault_previous_keys", "flower_password", "smtp_password") and value:
+            if f.name in ("vault_key", "vault_previous_keys", "flower_password", "smtp_password",
+                          "console_metrics_token") and value:
                 value = "«set»"
             elif f.name.endswith("_url") or f.name == "result_backend":
                 value = _hide_password(str(value))

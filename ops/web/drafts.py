@@ -102,7 +102,13 @@ def headers_of(path: Path, encoding: str | None) -> list[str]:
 
 def check_columns(import_type: str, columns: dict[str, str]) -> None:
     """The column mapping alone, with `--profile`'s rules (required fields, autopay's card or ACH
-    group): ConfigError says what is missing."""
+    group), and the console's own: a column of card or bank account numbers feeds no other field,
+    whose messages would show it. ConfigError says what is wrong."""
+    for secret in SECRET_FIELDS & set(columns):
+        for name, header in columns.items():
+            if name not in SECRET_FIELDS and header_key(header) == header_key(columns[secret]):
+                raise ConfigError(f"column {header!r} is mapped to {secret}: it cannot also be {name}, "
+                                  "whose values are shown")
     probe = {"import_type": import_type, "columns": columns, "account_number": {"parts": [{"column": "probe"}]}}
     if import_type in ENROLS:
         probe["invoice_types"] = ["probe"]
@@ -215,6 +221,10 @@ def field_rows(draft: ConsoleImport) -> list[dict[str, Any]]:
 def preview_numbers(draft: ConsoleImport, limit: int = 3) -> list[str]:
     """The account numbers the recipe makes from the file's first rows (never from a secret column)."""
     if not draft.file_path or not draft.parts:
+        return []
+    try:
+        check_parts(draft)
+    except ConfigError:
         return []
     index = {header_key(h): i for i, h in enumerate(draft.headers)}
     try:

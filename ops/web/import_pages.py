@@ -54,9 +54,10 @@ ENROLMENT_WARNING = ("Every row is enrolled on each invoice type you select, eve
 # -- loading an import ---------------------------------------------------------------------------
 
 
-def _load(session: Session, console: Console, who: SignedIn, draft_id: str) -> ConsoleImport:
-    """The operator's own open import, after the permission check for its type (403 when forged)."""
-    draft = session.get(ConsoleImport, draft_id)
+def _load(session: Session, console: Console, who: SignedIn, draft_id: str, lock: bool = False) -> ConsoleImport:
+    """The operator's own open import, after the permission check for its type (403 when forged).
+    ``lock``: row-locked, so two Starts sent at once start one run."""
+    draft = session.get(ConsoleImport, draft_id, with_for_update=lock)
     if draft is not None and draft.operator == who.operator and draft.state == "started" and draft.run_id:
         raise Reply(redirect(f"/runs/{draft.run_id}"))  # started already: its run's page
     if draft is None or draft.operator != who.operator or draft.state != "open":
@@ -438,7 +439,7 @@ def start_post(request: Request, console: Console, who: SignedIn, form: FormData
     run_id = new_run_id()
     profile_name = field(form, "profile_name")
     with console.sf.begin() as session:
-        draft = _load(session, console, who, request.path_params["draft"])
+        draft = _load(session, console, who, request.path_params["draft"], lock=True)
         if drafts.first_missing(draft) != "review":
             return redirect(f"/import/{draft.id}/{drafts.first_missing(draft)}")
         assert draft.import_type and draft.file_path and draft.file_name

@@ -130,6 +130,10 @@ class Operator:
         self.page.set_default_timeout(30_000)
         self.seen = Seen()
         self.page.on("response", self._keep)
+        self.errors: list[str] = []
+        """What the browser's console reported as errors (a content-security-policy refusal would be one)."""
+        self.page.on("console", lambda message: self.errors.append(message.text) if message.type == "error" else None)
+        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
 
     def _keep(self, response: Any) -> None:
         kind = response.headers.get("content-type", "")

@@ -366,6 +366,7 @@ def test_an_operator_imports_the_examples_through_every_screen(cluster: Cluster,
     assert_no_secrets(alice.everything_seen() + [("e-mail", mail)], numbers)
     pages = [url for url, status, kind, body in alice.seen.responses if kind.startswith("text/html") and status == 200]
     assert len(pages) > 40, "every page of the three imports was seen"
+    assert not [e for e in alice.errors if "Content Security Policy" in e or "Uncaught" in e], alice.errors
 
 
 # -- 2. what an operator may not do ------------------------------------------------------------------------

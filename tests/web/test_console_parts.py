@@ -1,9 +1,13 @@
 """The console's parts that need no browser: upload names, folders and the keeping rule, the order of
 the import screens, the profile an import amounts to (the one format `--profile` reads), operators,
-sign-ins and the sign-in throttle, on a real SQLite database."""
+sign-ins and the sign-in throttle (on a real SQLite database), and `cutover config` hiding the
+metrics token."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -88,6 +92,12 @@ def test_an_import_amounts_to_a_profile_the_command_line_reads(tmp_path: Path) -
     draft.parts = [{"literal": "WTR-"}]
     with pytest.raises(ConfigError, match="needs at least one column"):
         drafts.check_parts(draft)
+    draft.parts = [{"column": "Card Number"}]
+    assert drafts.preview_numbers(draft) == [], "no preview from a secret column"
+    with pytest.raises(ConfigError, match="is mapped to card_number: it cannot also be name_on_card"):
+        drafts.check_columns("autopay", {**example.columns, "name_on_card": "Card Number"})
+    shared_number = {**example.columns, "card_number": "Number", "bank_account_number": "Number"}
+    drafts.check_columns("autopay", shared_number)  # one column for either number: both stay secret
     with pytest.raises(ConfigError, match="card fields .* or the ACH fields"):
         drafts.check_columns("autopay", {"payment_method": "Pay Method"})
     with pytest.raises(ConfigError, match="profile name"):
@@ -130,3 +140,14 @@ def test_the_throttle_refuses_a_name_after_five_failures() -> None:
     assert throttle.blocked("ALICE") and not throttle.blocked("bob")
     throttle.succeeded("alice")
     assert not throttle.blocked("alice")
+
+
+def test_cutover_config_hides_the_metrics_token(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CUTOVER_")}
+    env.update({"CUTOVER_HOME": str(tmp_path), "CUTOVER_CONSOLE_METRICS_TOKEN": "tok-9f8e7d"})
+    done = subprocess.run([sys.executable, "-m", "ops.cli", "config"], env=env, capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    line = next(x for x in done.stdout.splitlines() if x.startswith("CUTOVER_CONSOLE_METRICS_TOKEN"))
+    assert "«set»" in line and "tok-9f8e7d" not in done.stdout
+    assert "CUTOVER_CONSOLE_UPLOAD_MAX_MB" in done.stdout
