@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
@@ -36,7 +37,7 @@ def runs_page(request: Request, console: Console, who: SignedIn, form: FormData 
     return render(request, console, who, "runs.html", rows=rows, active=active)
 
 
-def _starting(session: Any, run_id: str) -> bool:
+def _starting(session: Session, run_id: str) -> bool:
     """A run the console started whose staging thread has not written its row yet."""
     return session.scalar(select(ConsoleImport.id).where(ConsoleImport.run_id == run_id)) is not None
 
@@ -130,7 +131,7 @@ def letters_post(request: Request, console: Console, who: SignedIn, form: FormDa
         with console.reader() as session:
             chosen = session.scalars(letters.apply(select(DeadLetter)).order_by(DeadLetter.line, DeadLetter.id)
                                      .limit(500)).all()
-            rows = [runview._letter(d) | {"entity": d.entity, "error_class": d.error_class} for d in chosen]
+            rows = [runview.letter_row(d) | {"entity": d.entity, "error_class": d.error_class} for d in chosen]
         return render(request, console, who, "confirm_discard.html", run_id=run_id, rows=rows,
                       form_fields=[("letter", str(d["id"])) for d in rows])
     raise HTTPException(400, "choose replay or discard")

@@ -143,7 +143,7 @@ def letter_groups(session: Session, run: Run) -> dict[str, Any]:
                                   .limit(LETTERS_PER_GROUP)).all()
         groups[(entity, outcome, error_class)] = {
             "entity": entity, "outcome": outcome, "error_class": error_class, "count": count,
-            "letters": [_letter(d) for d in letters], "more": max(0, count - len(letters)),
+            "letters": [letter_row(d) for d in letters], "more": max(0, count - len(letters)),
             "replayable": sum(1 for d in letters if d.stage != "read"),
         }
     closed = dict(session.execute(select(DeadLetter.state, func.count()).where(mine, DeadLetter.state != "open")
@@ -152,7 +152,8 @@ def letter_groups(session: Session, run: Run) -> dict[str, Any]:
             "replayed": closed.get("replayed", 0), "discarded": closed.get("discarded", 0)}
 
 
-def _letter(letter: DeadLetter) -> dict[str, Any]:
+def letter_row(letter: DeadLetter) -> dict[str, Any]:
+    """A dead letter as a page shows it: the file's name, never a secret value."""
     return {"id": letter.id, "file": Path(letter.source_file).name, "line": letter.line, "field": letter.field,
             "value": masked_value(letter.entity, letter.field, letter.value), "message": letter.message,
             "hint": letter.hint, "stage": letter.stage, "attempts": letter.attempts, "blocked_by": letter.blocked_by}
