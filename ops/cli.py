@@ -431,14 +431,101 @@ def worker(ctx: click.Context, queues: str | None, concurrency: int | None) -> N
 @click.option("--address", default="127.0.0.1", show_default=True)
 @click.option("--insecure-open", is_flag=True, help="Run without credentials (only allowed on localhost).")
 def flower(port: int | None, address: str, insecure_open: bool) -> None:
-    """Start Flower on the configured broker, with basic auth from settings."""
+    """Start Flower on the configured broker (or this home's embedded Redis), with basic auth from settings."""
 
     def go() -> int:
         from ops.flower import exec_flower, flower_command
 
         settings = _settings()
-        exec_flower(settings, flower_command(settings, port, address, insecure_open))
-        return exitcodes.FAILURE
+        return exec_flower(settings, flower_command(settings, port, address, insecure_open))
+
+    _guard(go)
+
+
+@main.command("console")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, help="Port (default: CUTOVER_CONSOLE_PORT, 8700).")
+@click.option("--workers", "local_workers", type=int, default=None,
+              help="Start N local worker processes (default with the embedded broker: one per core).")
+def web_console(host: str, port: int | None, local_workers: int | None) -> None:
+    """Serve the web console: imports screen by screen, runs in progress and completed, dead letters."""
+
+    def go() -> int:
+        from ops.web.server import serve
+
+        settings = _settings()
+        return serve(settings, host, port or settings.console_port, local_workers)
+
+    _guard(go)
+
+
+@main.group()
+def operator() -> None:
+    """Operators who sign in to the web console (what they may do: CUTOVER_OPERATORS)."""
+
+
+@operator.command("add")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
+@click.option("--reset", is_flag=True, help="Give an existing operator a new password (ends their sign-ins).")
+def operator_add(name: str, password_stdin: bool, reset: bool) -> None:
+    """Add an operator NAME with a password (stored only as an Argon2id hash)."""
+
+    def go() -> int:
+        from ops.services import database
+        from ops.web.auth import add_operator, check_name, check_password
+
+        check_name(name)
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+        check_password(password)
+        settings = _settings()
+        new = add_operator(database(settings), name, password, reset=reset)
+        click.echo(f"operator {name} {'added' if new else 'has a new password'}; permissions: "
+                   + _permissions_text(settings, name))
+        return exitcodes.OK
+
+    _guard(go)
+
+
+def _permissions_text(settings: Any, name: str) -> str:
+    from shared.permissions import Policy
+
+    granted = sorted(Policy.from_settings(settings).permissions_of(name))
+    return (", ".join(granted) if granted else "none (paperless imports only)") + " (from CUTOVER_OPERATORS)"
+
+
+@operator.command("list")
+def operator_list() -> None:
+    """List the console's operators, their permissions and last sign-in."""
+
+    def go() -> int:
+        from ops.services import database
+        from ops.web.auth import list_operators
+
+        settings = _settings()
+        for op in list_operators(database(settings)):
+            last = op.signed_in_at.isoformat(timespec="seconds") if op.signed_in_at else "never"
+            click.echo(f"{op.name}: {_permissions_text(settings, op.name)}; last sign-in {last}")
+        return exitcodes.OK
+
+    _guard(go)
+
+
+@operator.command("remove")
+@click.argument("name")
+def operator_remove(name: str) -> None:
+    """Remove an operator and end their sign-ins (the audit keeps their name)."""
+
+    def go() -> int:
+        from ops.services import database
+        from ops.web.auth import remove_operator
+
+        remove_operator(database(_settings()), name)
+        click.echo(f"operator {name} removed")
+        return exitcodes.OK
 
     _guard(go)
 
@@ -537,7 +624,8 @@ def show_config() -> None:
         settings = _settings()
         for f in fields(settings):
             value = getattr(settings, f.name)
-            if f.name in ("vault_key", "vault_previous_keys", "flower_password", "smtp_password") and value:
+            if f.name in ("vault_key", "vault_previous_keys", "flower_password", "smtp_password",
+                          "console_metrics_token") and value:
                 value = "«set»"
             elif f.name.endswith("_url") or f.name == "result_backend":
                 value = _hide_password(str(value))

@@ -26,7 +26,7 @@ from producer.attachments import open_store
 from producer.readers.base import ReadOptions
 from producer.readers.csv_profile import Profile, load_profile
 from producer.replay import LetterFilter, plan_replay
-from producer.staging import SourceFile, Stager, new_run_id, resolve_sources
+from producer.staging import SourceFile, Stager, StagingResult, new_run_id, resolve_sources
 from shared.celery_app import DISPATCH_RESUME, DISPATCH_START
 from shared.dispatch import in_flight, runs_of
 from shared.entities import REGISTRY
@@ -86,27 +86,15 @@ def execute_run(settings: Settings, request: RunRequest, console: Console) -> tu
     sources = resolve_sources(request.paths, request.format_name)
     if not sources:
         raise ConfigError(f"no input files in {', '.join(map(str, request.paths))}")
-    day_first = request.day_first or settings.day_first
     profile = csv_options(settings, sources, request.profile)
     if request.email:
         if not request.wait:
             raise ConfigError("--email sends the report when the run ends: it cannot be combined with --no-wait")
         require_mail(settings, request.email)
-    stager = Stager(sf, REGISTRY, Vault.from_settings(settings), settings.chunk_size,
-                    open_store(settings.attachment_store, sf, settings.home, settings.attachment_max_mb),
-                    max_field_chars=settings.max_field_chars)
     run_id = new_run_id()
     with broker(settings, request.local_workers) as (app, workers):
         try:
-            options = ReadOptions(day_first=day_first, lenient_json=request.lenient_json,
-                                  manual_invoice_verification=request.manual_invoice_verification, profile=profile,
-                                  encoding=request.encoding, create_missing=request.create_missing)
-            staged = stager.stage(sources, options, {
-                "upsert": request.upsert, "date_order": "day-first" if day_first else "month-first",
-                "lenient_json": request.lenient_json, "manual_invoice_verification": request.manual_invoice_verification,
-                "profile": str(request.profile) if request.profile else None, "create_missing": request.create_missing,
-                "records_per_message": request.records_per_message,
-            }, run_id=run_id)
+            staged = stage_run(settings, sf, sources, request, profile, run_id, _who(settings))
         except SourceError as exc:
             console.print(f"[red]run {run_id} refused:[/red] {exc}\nNothing was loaded.")
             return exitcodes.REFUSED, {"run_id": run_id, "state": "refused", "message": str(exc)}
@@ -115,7 +103,7 @@ def execute_run(settings: Settings, request: RunRequest, console: Console) -> tu
             console.print(f"run {staged.run_id}: staged {sum(staged.read.values())} records from {len(sources)} file(s)")
             for line in checked:
                 console.print(line, highlight=False, markup=False)
-        _hand_over(sf, staged.run_id, workers)
+        hand_over(sf, staged.run_id, workers)
         _start(app, staged.run_id)
         if not request.wait:
             return exitcodes.OK, {"run_id": staged.run_id, "state": "running", "precheck": checked}
@@ -124,6 +112,33 @@ def execute_run(settings: Settings, request: RunRequest, console: Console) -> tu
     if request.email:
         doc["email"] = _email_report(settings, sf, doc, request.email, checked, console, request.as_json)
     return code, doc
+
+
+def stage_run(settings: Settings, sf: sessionmaker[Session], sources: list[SourceFile], request: RunRequest,
+              profile: Profile | None, run_id: str, started_by: str) -> StagingResult:
+    """Read and stage a run's files (SourceError when the run is refused): the part of `cutover run`
+    that the web console shares; ``started_by`` is kept in the run's options."""
+    day_first = request.day_first or settings.day_first
+    stager = Stager(sf, REGISTRY, Vault.from_settings(settings), settings.chunk_size,
+                    open_store(settings.attachment_store, sf, settings.home, settings.attachment_max_mb),
+                    max_field_chars=settings.max_field_chars)
+    options = ReadOptions(day_first=day_first, lenient_json=request.lenient_json,
+                          manual_invoice_verification=request.manual_invoice_verification, profile=profile,
+                          encoding=request.encoding, create_missing=request.create_missing)
+    return stager.stage(sources, options, {
+        "upsert": request.upsert, "date_order": "day-first" if day_first else "month-first",
+        "lenient_json": request.lenient_json, "manual_invoice_verification": request.manual_invoice_verification,
+        "profile": str(request.profile) if request.profile else None, "create_missing": request.create_missing,
+        "records_per_message": request.records_per_message, "started_by": started_by,
+    }, run_id=run_id)
+
+
+def _who(settings: Settings) -> str:
+    """The operator a run is recorded as started by; a container user without a name is no reason to fail."""
+    try:
+        return current_operator(settings)
+    except (OSError, KeyError):
+        return "unknown"
 
 
 def _email_report(settings: Settings, sf: sessionmaker[Session], doc: dict[str, Any], address: str,
@@ -157,7 +172,7 @@ def execute_replay(settings: Settings, letters: LetterFilter, *, upsert: bool, w
         detail = ", ".join(f"{n} {e}" for e, n in sorted(plan.by_entity.items()))
         console.print(f"replay {plan.replay_id}: {plan.records} record(s) in wave order ({detail})")
     with broker(settings, local_workers) as (app, workers):
-        _hand_over(sf, plan.replay_id, workers)
+        hand_over(sf, plan.replay_id, workers)
         _start(app, plan.replay_id)
         if not wait:
             return exitcodes.OK, {"run_id": plan.replay_id, "state": "running"}
@@ -179,7 +194,7 @@ def execute_resume(settings: Settings, run_id: str, *, wait: bool, as_json: bool
             raise ConfigError(f"run {run_id} never finished staging (its command was stopped while reading): "
                               f"discard it with `cutover discard {run_id}` and run the files again")
     with broker(settings, local_workers) as (app, workers):
-        _hand_over(sf, run_id, workers)
+        hand_over(sf, run_id, workers)
         app.send_task(DISPATCH_RESUME, args=(run_id,), ignore_result=True)  # routed to the control queue
         if not wait:
             return exitcodes.OK, {"run_id": run_id, "state": "running"}
@@ -193,7 +208,7 @@ def _refuse_no_wait_on_embedded(settings: Settings, wait: bool) -> None:
                           "the embedded Redis and workers stop when this command ends")
 
 
-def _hand_over(sf: sessionmaker[Session], dispatch_id: str, workers: LocalWorkers | None) -> None:
+def hand_over(sf: sessionmaker[Session], dispatch_id: str, workers: LocalWorkers | None) -> None:
     """Record who the dispatch depends on: this command when it holds the workers (the embedded
     default), nobody otherwise (the workers sweep it). `cutover status` tells an interrupted run by it."""
     with sf.begin() as session:
@@ -201,9 +216,12 @@ def _hand_over(sf: sessionmaker[Session], dispatch_id: str, workers: LocalWorker
                         .values(owner=this_process() if workers is not None else None, heartbeat_at=utcnow()))
 
 
-def _start(app: Celery, dispatch_id: str) -> None:
+def start_dispatch(app: Celery, dispatch_id: str) -> None:
     """Publishing happens in a worker (control queue): this process never subscribes to results."""
     app.send_task(DISPATCH_START, args=(dispatch_id,), ignore_result=True)  # routed to the control queue
+
+
+_start = start_dispatch
 
 
 class _Outage:

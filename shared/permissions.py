@@ -1,10 +1,15 @@
-"""Who may run which import: a policy the CLI applies to the operator in the settings, written so a
-web console can apply the same one.
+"""Who may run which import, replay or discard: a policy the CLI applies to the operator in the
+settings and the web console (`ops.web`) to the signed-in operator, on every request.
 
 The seed: "This tool is also permission based, so if you lack the correct permissions, you will only
 be permitted to the Paperless import path." Operators are configured as ``name=perm+perm`` pairs
 separated by ``;`` (setting ``operators``). With none configured the local operator has every
-permission; with some configured, an operator not listed has none."""
+permission; with some configured, an operator not listed has none.
+
+The permissions: ``import`` (every csv import type; without it, only paperless), ``replay`` and
+``discard`` (a run's dead letters, in the web console). The command line applies ``import`` to
+`cutover run`; its `dlq replay` and `dlq discard` are for whoever holds the installation's
+settings (database credentials included), so they do not ask."""
 
 from __future__ import annotations
 
@@ -16,7 +21,11 @@ from shared.settings import Settings
 
 IMPORT = "import"
 """Permission to run every csv import type (registration, autopay, paperless)."""
-PERMISSIONS = (IMPORT,)
+REPLAY = "replay"
+"""Web console: replay a run's dead letters (and the records blocked behind them)."""
+DISCARD = "discard"
+"""Web console: discard dead letters (their records stay dead and are never replayed)."""
+PERMISSIONS = (IMPORT, REPLAY, DISCARD)
 OPEN_TO_ALL = ("paperless",)
 """Import types anyone may run."""
 
@@ -40,6 +49,14 @@ class Policy:
 
     def may_import(self, operator: str, import_type: str) -> bool:
         return import_type in OPEN_TO_ALL or IMPORT in self.permissions_of(operator)
+
+    def may(self, operator: str, permission: str) -> bool:
+        """Whether ``operator`` holds ``permission`` (one of PERMISSIONS)."""
+        return permission in self.permissions_of(operator)
+
+    def check(self, operator: str, permission: str, doing: str) -> None:
+        if not self.may(operator, permission):
+            raise NotPermitted(f"operator {operator!r} may not {doing}: they need the {permission!r} permission")
 
     def check_import(self, operator: str, import_type: str) -> None:
         if not self.may_import(operator, import_type):

@@ -65,6 +65,14 @@ class Settings:
     attachment_store: str = field(default="database", metadata={"doc": "Where ticket attachments are stored while reading: database (a table) or files (under home/attachments, content-addressed)."})
     attachment_max_mb: int = field(default=25, metadata={"doc": "Largest ticket attachment accepted, in MB (larger ones are dead-lettered at read)."})
     mail_from: str = field(default="cutover@localhost", metadata={"doc": "Sender address of e-mailed reports."})
+    console_port: int = field(default=8700, metadata={"doc": "Port `cutover console` (the web console) listens on; it binds 127.0.0.1 unless given --host."})
+    console_biller: str = field(default="", metadata={"doc": "The biller this console imports for, as the Import page names it (empty: the target database's name). One console serves one target database."})
+    console_upload_max_mb: int = field(default=50, metadata={"doc": "Largest csv file the console accepts, in MB; a larger upload is refused and nothing is kept."})
+    console_upload_hours: int = field(default=24, metadata={"doc": "Hours an uploaded file of an import that was never started is kept (a started import's file is removed once its run is staged)."})
+    console_session_hours: int = field(default=12, metadata={"doc": "Hours a console sign-in lasts."})
+    console_metrics_token: str = field(default="", metadata={"doc": "Bearer token that lets a Prometheus scraper read the console's /metrics without signing in (empty: signed-in operators only)."})
+    console_profiles: str = field(default="", metadata={"doc": "Folder of named csv mapping profiles, shared by the console and `--profile` (empty: home/profiles)."})
+    console_flower_url: str = field(default="", metadata={"doc": "Where the console links to Flower for the workers (empty: http://127.0.0.1:<flower_port>/)."})
 
     @property
     def embedded_broker(self) -> bool:
@@ -90,6 +98,11 @@ class Settings:
     @property
     def worker_queue_list(self) -> tuple[str, ...]:
         return tuple(q.strip() for q in self.worker_queues.split(",") if q.strip())
+
+    @property
+    def profiles_dir(self) -> Path:
+        """Where named csv mapping profiles live (console and CLI)."""
+        return Path(self.console_profiles).expanduser() if self.console_profiles else self.home.resolve() / "profiles"
 
     @property
     def day_first(self) -> bool:

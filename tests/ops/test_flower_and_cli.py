@@ -35,9 +35,13 @@ def test_flower_runs_open_only_on_localhost_when_told() -> None:
         flower_command(Settings(broker_url=BROKER), None, "0.0.0.0", True)
 
 
-def test_flower_needs_a_shared_broker() -> None:
-    with pytest.raises(ConfigError, match="CUTOVER_BROKER_URL"):
-        flower_command(Settings(flower_user="op", flower_password="pw"), None, "127.0.0.1", False)
+def test_flower_runs_on_the_embedded_default_with_the_same_rules() -> None:
+    """No broker configured: Flower watches this home's embedded Redis (``exec_flower`` starts or shares
+    it), and still needs credentials or --insecure-open on localhost."""
+    cmd, env = flower_command(Settings(flower_user="op", flower_password="pw"), None, "127.0.0.1", False)
+    assert env == {"FLOWER_BASIC_AUTH": "op:pw"} and "flower" in cmd
+    with pytest.raises(ConfigError, match="CUTOVER_FLOWER_USER"):
+        flower_command(Settings(), None, "127.0.0.1", False)
 
 
 def test_help_is_lazy(tmp_path: Path) -> None:

@@ -9,7 +9,17 @@ import pytest
 
 from producer.readers.csv_profile import IMPORT_TYPES
 from shared.errors import ConfigError
-from shared.permissions import IMPORT, OPEN_TO_ALL, NotPermitted, Policy, current_operator, parse_operators
+from shared.permissions import (
+    DISCARD,
+    IMPORT,
+    OPEN_TO_ALL,
+    PERMISSIONS,
+    REPLAY,
+    NotPermitted,
+    Policy,
+    current_operator,
+    parse_operators,
+)
 from shared.settings import Settings
 
 
@@ -75,7 +85,7 @@ def test_no_operators_configured_allows_everything() -> None:
     p = policy("")
     assert p.operators == {}
     assert allowed(p, "anyone") == list(IMPORT_TYPES)
-    assert p.permissions_of("anyone") == frozenset({IMPORT})
+    assert p.permissions_of("anyone") == frozenset(PERMISSIONS) == frozenset({IMPORT, REPLAY, DISCARD})
     for import_type in IMPORT_TYPES:
         p.check_import("anyone", import_type)
 
@@ -115,3 +125,12 @@ def test_current_operator_is_the_setting_or_the_system_user(monkeypatch: pytest.
     monkeypatch.setenv("LOGNAME", "zed")
     assert current_operator(Settings(operator="alice")) == "alice"
     assert current_operator(Settings()) == "zed"
+
+
+def test_replay_and_discard_are_rights_of_their_own() -> None:
+    p = policy("alice=import+replay+discard; bob=import; carol=replay")
+    assert [p.may(name, REPLAY) for name in ("alice", "bob", "carol", "dave")] == [True, False, True, False]
+    assert [p.may(name, DISCARD) for name in ("alice", "bob", "carol", "dave")] == [True, False, False, False]
+    with pytest.raises(NotPermitted, match="'bob' may not replay dead letters: they need the 'replay' permission"):
+        p.check("bob", REPLAY, "replay dead letters")
+    p.check("carol", REPLAY, "replay dead letters")
