@@ -27,6 +27,7 @@ from workers import outcomes
 from workers.batch import load_batch
 from workers.batches import ResilientBatches
 from workers.loaders import load_all
+from workers.monitors import report_finished, report_started
 from workers.process import TRANSIENT, first_line, park, process_record
 from workers.runtime import runtime
 
@@ -51,22 +52,27 @@ class RecordTask(ResilientBatches):
         attempts: dict[int, int] = {}
         chunks: set[tuple[str, int, int]] = set()
         requests = self._set_aside_unknown_runs(requests)
+        report_started(self.app, requests)
+        carried: dict[str, list[int]] = {}
+        parked: dict[int, str] = {}
         for request in requests:
             for message in _records(request.args):
                 env = Envelope.from_message(message)
+                carried.setdefault(request.id, []).append(env.record_id)
                 if env.chunk:
                     chunks.add(env.chunk)
                 count = self._count_delivery(request, env)
                 if count > rt.settings.max_attempts:
                     lost = WorkerLost(f"the worker died on this record {count - 1} times",
                                       hint="look for a crash in the worker logs, then replay")
-                    park(rt.sessions, self.entity, env, lost, count)
+                    parked[env.record_id] = park(rt.sessions, self.entity, env, lost, count)
                     continue
                 attempts[env.record_id] = count
                 envelopes.append(env)
         started = time.monotonic()
+        outcomes: dict[int, str] = {}
         try:
-            load_batch(rt.sessions, rt.registry, rt.vault, rt.loaders, self.entity, envelopes, attempts,
+            outcomes = load_batch(rt.sessions, rt.registry, rt.vault, rt.loaders, self.entity, envelopes, attempts,
                        budget=rt.settings.batch_seconds, readers=rt.readers)
         except TRANSIENT as exc:
             if self._retry_or_park(requests, envelopes, exc):
@@ -76,7 +82,7 @@ class RecordTask(ResilientBatches):
             log.exception("%s: a batch of %d record(s) failed unexpectedly; settling them one by one",
                           self.entity.name, len(envelopes))
             try:
-                self._settle_alone(envelopes, attempts)
+                outcomes = self._settle_alone(envelopes, attempts)
             except TRANSIENT as exc:
                 if self._retry_or_park(requests, envelopes, exc):
                     dispatch.close_if_empty(rt.sessions, self.app, chunks)
@@ -85,19 +91,22 @@ class RecordTask(ResilientBatches):
         closed = dispatch.close_if_empty(rt.sessions, self.app, chunks)
         log.info("%s: %d message(s), %d record(s) loaded in %.3fs, %d chunk(s) closed in %.3fs", self.entity.name,
                  len(requests), len(envelopes), loaded_at - started, closed, time.monotonic() - loaded_at)
-        _report_to_monitors(self.app, requests)
+        report_finished(self.app, requests, carried, {**outcomes, **parked}, rt.readers, loaded_at - started)
 
-    def _settle_alone(self, envelopes: list[Envelope], attempts: dict[int, int]) -> None:
+    def _settle_alone(self, envelopes: list[Envelope], attempts: dict[int, int]) -> dict[int, str]:
         rt = runtime()
+        outcomes = {}
         for env in envelopes:
             try:
-                process_record(rt.sessions, rt.registry, rt.vault, rt.loaders, self.entity, env, attempts.get(env.record_id, 1))
+                outcomes[env.record_id] = process_record(rt.sessions, rt.registry, rt.vault, rt.loaders, self.entity,
+                                                         env, attempts.get(env.record_id, 1))
             except TRANSIENT:
                 raise
             except Exception as exc:
                 crash = LoaderCrashed(f"{type(exc).__name__}: {first_line(exc)}",
                                       hint="a bug in cutover; report it with this record")
-                park(rt.sessions, self.entity, env, crash, attempts.get(env.record_id, 1))
+                outcomes[env.record_id] = park(rt.sessions, self.entity, env, crash, attempts.get(env.record_id, 1))
+        return outcomes
 
     def _set_aside_unknown_runs(self, requests: list[SimpleRequest]) -> list[SimpleRequest]:
         """A message for a run this database does not know (a database restored from an older backup,
@@ -182,17 +191,6 @@ def known_runs(sessions: Any, run_ids: set[str]) -> set[str]:
 def _settled(sessions: Any, env: Envelope) -> bool:
     with sessions() as session:
         return session.scalar(select(StagedRecord.status).where(StagedRecord.id == env.record_id)) != "pending"
-
-
-def _report_to_monitors(app: Celery, requests: list[SimpleRequest]) -> None:
-    """Tell Flower each message succeeded: a batch runs outside Celery's per-task tracing, so the
-    events it would send are sent here, pipelined in one round trip."""
-    if not app.conf.worker_send_task_events or not requests:
-        return
-    with app.events.default_dispatcher(hostname=requests[0].hostname) as dispatcher:
-        with dispatcher.producer.batch(max_size=1000):
-            for request in requests:
-                dispatcher.send("task-succeeded", uuid=request.id, name=request.name, result="None", runtime=0.0)
 
 
 def register_tasks(app: Celery) -> None:
