@@ -18,11 +18,11 @@ from producer.attachments import open_store
 from producer.readers.base import ReadOptions
 from producer.staging import Stager, resolve_sources
 from shared.db import engine_for
+from shared.dialects import DRY_RUN
 from shared.entities import REGISTRY
 from shared.envelope import Envelope
 from shared.errors import ConfigError, Position
 from shared.schema.control import DeadLetter, StagedRecord
-from shared.sequences import DRY_RUN
 from shared.settings import Settings
 from shared.vault import Vault
 from workers.loaders import load_all

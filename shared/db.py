@@ -1,10 +1,8 @@
 """Engines and sessions for the configured database, and schema upgrades through Alembic.
 
-SQLite (the embedded default) is shared by several worker processes, so it runs in WAL mode, waits
-on locks instead of failing (busy_timeout), and starts write transactions with ``BEGIN IMMEDIATE``:
-a deferred transaction that reads and then writes can fail at once with "database is locked".
-Sessions that only read (``read_session_factory``) begin deferred transactions instead, which in WAL
-mode neither take the write lock nor wait for it."""
+How each database's connections are set up (SQLite's locking above all) is its dialect's
+(``shared.dialects``); sessions that only read (``read_session_factory``) say so, so SQLite never
+gives them the write lock."""
 
 from __future__ import annotations
 
@@ -16,10 +14,10 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.dialects import READ_ONLY, dialect_for
 from shared.limits import check_lengths
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-READ_ONLY = "cutover_read_only"
 
 
 def is_sqlite(url: str) -> bool:
@@ -32,25 +30,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 60, "isolation_level": None}, **kwargs)
-        _configure_sqlite(engine)
+        dialect_for("sqlite").configure(engine)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
-
-
-def _configure_sqlite(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=60000")
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        # Readers never take the write lock (in WAL mode they never wait for a writer either).
-        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 _ENGINES: dict[str, Engine] = {}

@@ -17,10 +17,10 @@ from producer.readers.base import ReadOptions
 from producer.readers.csv_profile import Profile
 from producer.staging import SourceFile, Stager
 from shared.db import engine_for
+from shared.dialects import DRY_RUN
 from shared.entities import REGISTRY
 from shared.errors import SourceError
 from shared.schema.control import DeadLetter
-from shared.sequences import DRY_RUN
 from shared.settings import Settings
 from shared.vault import PREFIX as VAULT_PREFIX
 from shared.vault import SECRET_MASK, Vault

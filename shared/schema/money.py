@@ -13,6 +13,8 @@ from sqlalchemy import BigInteger, Numeric
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from shared.dialects import dialect_for
+
 SCALE = 4
 QUANTUM = Decimal(1).scaleb(-SCALE)
 
@@ -25,7 +27,7 @@ class Money(TypeDecorator[Decimal]):
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name == "sqlite":
+        if dialect_for(dialect.name).money_as_integer:
             return dialect.type_descriptor(BigInteger())
         return dialect.type_descriptor(Numeric(19, SCALE, asdecimal=True))
 
@@ -36,11 +38,11 @@ class Money(TypeDecorator[Decimal]):
         exact = amount.quantize(QUANTUM)
         if exact != amount:
             raise ValueError(f"amount {amount} has more than {SCALE} decimal places")
-        return int(exact.scaleb(SCALE)) if dialect.name == "sqlite" else exact
+        return int(exact.scaleb(SCALE)) if dialect_for(dialect.name).money_as_integer else exact
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:
             return None
-        if dialect.name == "sqlite":
+        if dialect_for(dialect.name).money_as_integer:
             return Decimal(int(value)).scaleb(-SCALE).quantize(QUANTUM)
         return Decimal(value).quantize(QUANTUM)

@@ -14,12 +14,12 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from shared.derived import ASSIGNED_ID, MANUAL_VERIFICATION
+from shared.dialects import dialect_of
 from shared.errors import Conflict, MissingField, RuleViolation, UnknownReference
 from shared.hints import hint_for
 from shared.schema.control import Run
 from shared.schema.subscriptions import Customer, CustomerOverride, CustomerPayment, Subscription, SubscriptionPeriod
 from shared.schema.target import ReferenceItem
-from shared.sequences import advance_past
 from workers.context import HINT_CANDIDATES, LoadContext, Loaded
 from workers.loaders import loader
 from workers.periods import Campaign, Period, refuse_overlaps, settle_period
@@ -52,7 +52,7 @@ def load_customer(ctx: LoadContext) -> Loaded:
         return ctx.existing(customer_id, update, same=all(getattr(existing, c) == v for c, v in values.items()))
     ctx.session.add(Customer(id=customer_id, **values))
     ctx.session.flush()
-    advance_past(ctx.session, Customer.__tablename__, "id", customer_id)
+    dialect_of(ctx.session).advance_sequence(ctx.session, Customer.__tablename__, "id", customer_id)
     return Loaded(customer_id)
 
 

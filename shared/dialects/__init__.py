@@ -1,0 +1,141 @@
+"""Everything that differs between the databases cutover writes to, one module per database, chosen
+by capability with a generic fallback (the way dlt picks a destination's fastest loader): bulk
+inserts that hand back the new ids, inserts that skip rows already there, set-based updates, bulk
+loading of staged records, sequences moved past explicit ids, and how money is stored.
+
+:class:`Dialect` is the generic path — SQLAlchemy Core, correct on any database (SQLite uses it
+as it is). ``postgresql.py`` overrides what PostgreSQL does faster (arrays through ``unnest``,
+``COPY``). A new database is one more module with a subclass, registered in :func:`dialect_for`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Engine, Table, bindparam, event, insert, tuple_, update
+from sqlalchemy.orm import Session
+
+DRY_RUN = "cutover.dry_run"
+"""Session ``info`` flag of `cutover validate`: its transaction rolls back, so what cannot roll back
+with it (a PostgreSQL sequence's ``setval``) is left alone."""
+READ_ONLY = "cutover_read_only"
+"""Execution option of connections that only read (``shared.db.read_engine``)."""
+
+
+class Dialect:
+    """The generic path: statements SQLAlchemy compiles for any database."""
+
+    name = "generic"
+    money_as_integer = False
+    """Store money as whole ten-thousandths in an integer column (databases without exact decimals)."""
+
+    def insert_returning(self, session: Session, table: Table, rows: Sequence[dict[str, Any]],
+                         returning: Sequence[str]) -> list[tuple[Any, ...]]:
+        """Insert ``rows`` (dicts with the same keys); the ``returning`` columns of each new row, in
+        the order of ``rows``."""
+        if not rows:
+            return []
+        statement = insert(table).returning(*(table.c[name] for name in returning), sort_by_parameter_order=True)
+        return [tuple(row) for row in session.execute(statement, list(rows))]
+
+    def insert(self, session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            session.execute(insert(table), list(rows))
+
+    def insert_missing(self, session: Session, table: Table, rows: Sequence[dict[str, Any]],
+                       unique: Sequence[str]) -> None:
+        """Insert the rows whose ``unique`` columns are not taken yet; a concurrent writer's row wins
+        quietly (``INSERT … ON CONFLICT DO NOTHING``)."""
+        from sqlalchemy.exc import IntegrityError
+
+        for row in rows:  # generic: one savepoint a row
+            try:
+                with session.begin_nested():
+                    session.execute(insert(table), [row])
+            except IntegrityError:
+                continue
+
+    def update_rows(self, session: Session, table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
+        """``UPDATE table SET … WHERE key = …`` for each row (every row sets the same columns)."""
+        if not rows:
+            return
+        columns = [name for name in rows[0] if name != key]
+        statement = (update(table).where(table.c[key] == bindparam(f"_{key}"))
+                     .values({name: bindparam(f"_{name}") for name in columns}))
+        session.connection().execute(statement, [{f"_{k}": v for k, v in row.items()} for row in rows])
+
+    def add_to(self, session: Session, table: Table, key: str, deltas: Sequence[dict[str, Any]]) -> None:
+        """``UPDATE table SET c = c + :dc …`` for each row: amounts that many writers move at once add
+        up whatever order they commit in."""
+        if not deltas:
+            return
+        columns = [name for name in deltas[0] if name != key]
+        statement = (update(table).where(table.c[key] == bindparam(f"_{key}"))
+                     .values({name: table.c[name] + bindparam(f"_{name}", type_=table.c[name].type) for name in columns}))
+        session.connection().execute(statement, [{f"_{k}": v for k, v in row.items()} for row in deltas])
+
+    def copy_in(self, session: Session, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """Bulk-load ``rows`` (tuples in ``columns`` order), no ids handed back: staging."""
+        self.insert(session, table, [dict(zip(columns, row, strict=True)) for row in rows])
+
+    def advance_sequence(self, session: Session, table: str, column: str, value: int) -> None:
+        """Make the next id ``table.column`` hands out greater than ``value`` (an id written
+        explicitly). Nothing to do where a new id is always one above the highest (SQLite)."""
+
+    def configure(self, engine: Engine) -> None:
+        """Connection settings the database needs (nothing, generically)."""
+
+    def keys_in(self, columns: Sequence[Any], values: Sequence[tuple[Any, ...]]) -> Any:
+        """``(a, b) IN ((…), (…))``, the natural-key lookup of a batch."""
+        return tuple_(*columns).in_(list(values))
+
+
+class SqliteDialect(Dialect):
+    """SQLite (the embedded default) is shared by several worker processes: WAL mode, waits on locks
+    instead of failing (busy_timeout), and write transactions start with ``BEGIN IMMEDIATE`` (a
+    deferred one that reads and then writes can fail at once with "database is locked"), while
+    read-only connections begin deferred: in WAL mode they neither take the write lock nor wait for it.
+    It has no exact decimal type: money is kept as whole ten-thousandths in an integer."""
+
+    name = "sqlite"
+    money_as_integer = True
+
+    def configure(self, engine: Engine) -> None:
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
+
+    def insert_missing(self, session: Session, table: Table, rows: Sequence[dict[str, Any]],
+                       unique: Sequence[str]) -> None:
+        if not rows:
+            return
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        session.execute(sqlite_insert(table).values(list(rows)).on_conflict_do_nothing(index_elements=list(unique)))
+
+
+def dialect_for(name: str) -> Dialect:
+    """The dialect of a database, by SQLAlchemy's dialect name."""
+    found = _KNOWN.get(name)
+    if found is None and name == "postgresql":
+        from shared.dialects.postgresql import PostgresDialect
+
+        found = _KNOWN[name] = PostgresDialect()
+    return found or GENERIC
+
+
+def dialect_of(session: Session) -> Dialect:
+    return dialect_for(session.get_bind().dialect.name)
+
+
+GENERIC = Dialect()
+_KNOWN: dict[str, Dialect] = {"sqlite": SqliteDialect()}
