@@ -55,30 +55,48 @@ def main() -> None:
     """cutover: migrate customer and billing data from legacy exports into a billing database."""
 
 
-FORMATS = click.Choice(["engageip", "iteras", "csv"])
+def _format_choice() -> click.Choice:
+    from producer.formats import FORMATS
+
+    return click.Choice(FORMATS.names())
 
 
-def _csv_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option("--create-missing", is_flag=True,
-                      help="csv: create the customer (and owner login) of an account number that does not exist.")(fn)
-    fn = click.option("--encoding", help="csv: the file's encoding (default: the profile's, else UTF-8 with or without BOM).")(fn)
-    return click.option("--profile", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                        help="csv: the mapping profile (YAML or JSON) the file is read through.")(fn)
+def _format_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--format`` and every declared format's own options (``producer/formats.py``), named by format."""
+    from producer.formats import FORMATS, flag
+
+    for fmt, name, spec in reversed(FORMATS.command_line()):
+        kind: dict[str, Any] = {"is_flag": True} if spec.kind == "flag" else {}
+        if spec.kind == "file":
+            kind["type"] = click.Path(exists=True, dir_okay=False, path_type=Path)
+        fn = click.option(flag(name), name, help=f"{fmt.name}: {spec.help}", **kind)(fn)
+    return click.option("--format", "format_name", type=_format_choice(),
+                        help="Source format of every path (default: from each file's extension).")(fn)
 
 
-def _iteras_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option("--manual-invoice-verification", is_flag=True,
-                      help="iteras: mark imported subscriptions for manual invoice verification (go-live safety).")(fn)
-    return click.option("--lenient-json", is_flag=True,
-                        help="iteras: accept // and /* */ comments and trailing commas, as in the seed's examples.")(fn)
+def _check(paths: tuple[Path, ...], format_name: str | None, format_options: dict[str, Any], as_json: bool) -> int:
+    """`cutover validate` and `cutover run --dry-run`: every check a run makes, nothing written."""
+    from dataclasses import asdict
+
+    from ops.validate import validate as check
+
+    report = check(_settings(), list(paths), format_name, format_options)
+    if as_json:
+        click.echo(json.dumps({"records": report.records, "precheck": report.precheck,
+                               "findings": [asdict(f) for f in report.findings]}, indent=2))
+    else:
+        for line in report.precheck:
+            click.echo(line)
+        for f in report.findings:
+            click.echo(f"{f.position}: {f.entity}: {f.outcome} ({f.error_class}): {f.message}")
+        click.echo(f"{report.records} records checked, {len(report.findings)} would not load")
+    return exitcodes.RECORDS_FAILED if report.findings else exitcodes.OK
 
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--format", "format_name", type=FORMATS, help="Source format (default: from the file extension).")
-@click.option("--day-first", is_flag=True, help="Dates read D/M/YYYY instead of M/D/YYYY.")
-@_iteras_options
-@_csv_options
+@_format_options
+@click.option("--dry-run", is_flag=True, help="Check everything and write nothing: the same as `cutover validate`.")
 @click.option("--email", help="Send the run's report (counts, every error row attached) here when it ends (needs SMTP settings).")
 @click.option("--upsert", is_flag=True, help="Update rows whose natural key exists with different content.")
 @click.option("--wait/--no-wait", default=True, help="Wait for the run to finish, with a live display.")
@@ -88,18 +106,23 @@ def _iteras_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--timeout", type=float, default=None, help="Stop waiting after this many seconds (exit 5).")
 @click.option("--records-per-message", type=click.IntRange(1, 10_000), default=1, show_default=True,
               help="Pack N records into each message for raw speed (same keys, outcomes, dead letters and replay).")
-def run(paths: tuple[Path, ...], format_name: str | None, day_first: bool, lenient_json: bool,
-        manual_invoice_verification: bool, profile: Path | None, encoding: str | None, create_missing: bool,
-        email: str | None, upsert: bool, wait: bool, as_json: bool, local_workers: int | None, timeout: float | None,
-        records_per_message: int) -> None:
+def run(paths: tuple[Path, ...], format_name: str | None, dry_run: bool, email: str | None, upsert: bool, wait: bool,
+        as_json: bool, local_workers: int | None, timeout: float | None, records_per_message: int,
+        **format_options: Any) -> None:
     """Stage FILES (or folders of them), publish one message per record in waves, and load them."""
 
     def go() -> int:
         from ops.runs import RunRequest, execute_run
+        from shared.errors import ConfigError
 
-        request = RunRequest(list(paths), format_name, day_first, upsert, wait, as_json, local_workers, timeout,
-                             lenient_json, manual_invoice_verification, profile, encoding, create_missing, email,
-                             records_per_message)
+        if dry_run:
+            if email or not wait:
+                raise ConfigError(f"--dry-run checks and writes nothing: it cannot be combined with "
+                                  f"{'--email' if email else '--no-wait'}")
+            return _check(paths, format_name, format_options, as_json)
+        request = RunRequest(paths=list(paths), format_name=format_name, format_options=format_options, upsert=upsert,
+                             wait=wait, as_json=as_json, local_workers=local_workers, timeout=timeout, email=email,
+                             records_per_message=records_per_message)
         code, doc = execute_run(_settings(), request, _console(as_json))
         if as_json:
             click.echo(json.dumps({**doc, "exit_code": code}, indent=2))
@@ -110,38 +133,11 @@ def run(paths: tuple[Path, ...], format_name: str | None, day_first: bool, lenie
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--format", "format_name", type=FORMATS, help="Source format (default: from the file extension).")
-@click.option("--day-first", is_flag=True, help="Dates read D/M/YYYY instead of M/D/YYYY.")
-@_iteras_options
-@_csv_options
+@_format_options
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
-def validate(paths: tuple[Path, ...], format_name: str | None, day_first: bool, lenient_json: bool,
-             manual_invoice_verification: bool, profile: Path | None, encoding: str | None, create_missing: bool,
-             as_json: bool) -> None:
+def validate(paths: tuple[Path, ...], format_name: str | None, as_json: bool, **format_options: Any) -> None:
     """Check FILES completely without writing to the target; exit 3 when any record would fail."""
-
-    def go() -> int:
-        from dataclasses import asdict
-
-        from ops.validate import validate as check
-        from producer.readers.base import ReadOptions
-
-        options = ReadOptions(day_first=day_first, lenient_json=lenient_json,
-                              manual_invoice_verification=manual_invoice_verification, encoding=encoding,
-                              create_missing=create_missing)
-        report = check(_settings(), list(paths), format_name, options, profile)
-        if as_json:
-            click.echo(json.dumps({"records": report.records, "precheck": report.precheck,
-                                   "findings": [asdict(f) for f in report.findings]}, indent=2))
-        else:
-            for line in report.precheck:
-                click.echo(line)
-            for f in report.findings:
-                click.echo(f"{f.position}: {f.entity}: {f.outcome} ({f.error_class}): {f.message}")
-            click.echo(f"{report.records} records checked, {len(report.findings)} would not load")
-        return exitcodes.RECORDS_FAILED if report.findings else exitcodes.OK
-
-    _guard(go)
+    _guard(lambda: _check(paths, format_name, format_options, as_json))
 
 
 @main.command()

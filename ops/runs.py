@@ -4,7 +4,7 @@ workers, wait with a live display, print the summary and the reconciliation, and
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +19,13 @@ from ops.mailer import report_message, require_mail, send
 from ops.reconcile import reconcile
 from ops.services import broker, database
 from ops.summary import counts_table, print_summary, run_document
-from producer.attachments import open_store
-from producer.readers.base import ReadOptions
-from producer.readers.csv_profile import Profile, load_profile
+from producer.formats import FORMATS, Preparation, SourceFile
 from producer.replay import LetterFilter, plan_replay
-from producer.staging import SourceFile, Stager, new_run_id, resolve_sources
+from producer.staging import Stager, new_run_id
 from shared.celery_app import DISPATCH_RESUME, DISPATCH_START
 from shared.dispatch import in_flight, runs_of
 from shared.entities import CONTROL_QUEUE, REGISTRY
 from shared.errors import ConfigError, SourceError
-from shared.permissions import Policy, current_operator
 from shared.schema.control import Run
 from shared.settings import Settings, load_settings
 from shared.vault import Vault
@@ -36,73 +33,51 @@ from shared.vault import Vault
 POLL_SECONDS = 0.5
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RunRequest:
+    """What `cutover run` was asked (and, with ``paths`` empty, how `dlq replay` and `resume` wait)."""
+
     paths: list[Path]
     format_name: str | None = None
-    day_first: bool = False
+    format_options: dict[str, Any] = field(default_factory=dict)
+    """The formats' own options by name, as given on the command line (``producer/formats.py``)."""
     upsert: bool = False
     wait: bool = True
     as_json: bool = False
     local_workers: int | None = None
     timeout: float | None = None
-    lenient_json: bool = False
-    manual_invoice_verification: bool = False
-    profile: Path | None = None
-    encoding: str | None = None
-    create_missing: bool = False
     email: str | None = None
     records_per_message: int = 1
 
 
-def csv_options(settings: Settings, sources: list[SourceFile], profile_path: Path | None,
-                permitted: bool = True) -> Profile | None:
-    """The profile a run of csv files reads through, after the permission check (``permitted``:
-    only for commands that load); None without csv."""
-    has_csv = any(s.format == "csv" for s in sources)
-    if profile_path is None:
-        if has_csv:
-            raise ConfigError("csv files are read through a mapping profile: add --profile PROFILE "
-                              "(`cutover csv profile init FILE.csv --type TYPE` writes one)")
-        return None
-    if not has_csv:
-        raise ConfigError("--profile is for csv files, and none is among the inputs")
-    profile = load_profile(profile_path)
-    if permitted:
-        Policy.from_settings(settings).check_import(current_operator(settings), profile.import_type)
-    return profile
+def ready_sources(settings: Settings, sf: sessionmaker[Session], paths: list[Path], format_name: str | None,
+                  format_options: dict[str, Any], loads: bool = True) -> list[SourceFile]:
+    """The input files with their formats' options readied (a csv profile loaded and, when the command
+    loads, the operator's permission checked), before anything is staged."""
+    sources = FORMATS.resolve(paths, format_name)
+    if not sources:
+        raise ConfigError(f"no input files in {', '.join(map(str, paths))}")
+    return FORMATS.ready(sources, format_options, Preparation(settings, sf, loads=loads))
 
 
 def execute_run(settings: Settings, request: RunRequest, console: Console) -> tuple[int, dict[str, Any]]:
     _refuse_no_wait_on_embedded(settings, request.wait)
     sf = database(settings)
-    sources = resolve_sources(request.paths, request.format_name)
-    if not sources:
-        raise ConfigError(f"no input files in {', '.join(map(str, request.paths))}")
-    day_first = request.day_first or settings.day_first
-    profile = csv_options(settings, sources, request.profile)
+    sources = ready_sources(settings, sf, request.paths, request.format_name, request.format_options)
     if request.email:
         if not request.wait:
             raise ConfigError("--email sends the report when the run ends: it cannot be combined with --no-wait")
         require_mail(settings, request.email)
-    stager = Stager(sf, REGISTRY, Vault.from_settings(settings), settings.chunk_size,
-                    open_store(settings.attachment_store, sf, settings.home, settings.attachment_max_mb))
+    stager = Stager(sf, REGISTRY, Vault.from_settings(settings), settings.chunk_size)
     run_id = new_run_id()
+    options = {"upsert": request.upsert, "records_per_message": request.records_per_message, **FORMATS.recorded(sources)}
     with broker(settings, request.local_workers) as (app, workers):
         try:
-            options = ReadOptions(day_first=day_first, lenient_json=request.lenient_json,
-                                  manual_invoice_verification=request.manual_invoice_verification, profile=profile,
-                                  encoding=request.encoding, create_missing=request.create_missing)
-            staged = stager.stage(sources, options, {
-                "upsert": request.upsert, "date_order": "day-first" if day_first else "month-first",
-                "lenient_json": request.lenient_json, "manual_invoice_verification": request.manual_invoice_verification,
-                "profile": str(request.profile) if request.profile else None, "create_missing": request.create_missing,
-                "records_per_message": request.records_per_message,
-            }, run_id=run_id)
+            staged = stager.stage(sources, options, run_id=run_id)
         except SourceError as exc:
             console.print(f"[red]run {run_id} refused:[/red] {exc}\nNothing was loaded.")
             return exitcodes.REFUSED, {"run_id": run_id, "state": "refused", "message": str(exc)}
-        checked = staged.precheck.lines() if staged.precheck else []
+        checked = staged.precheck
         if not request.as_json:
             console.print(f"run {staged.run_id}: staged {sum(staged.read.values())} records from {len(sources)} file(s)")
             for line in checked:
