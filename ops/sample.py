@@ -32,8 +32,8 @@ byte-for-byte as it was (the ledger draws from its own stream, seeded from the s
 
 The ledger is written in blocks of ``accounts_per_close`` accounts (default 100). Inside a block, each
 month is one section in account order, ended by a bare ``<CloseInvoice CloseInvoice=""/>``, which closes
-the open invoice of every account the section touched (FORMATS.md: "with no User, closes the open
-invoice of every account that received a Debit/Credit since the previous CloseInvoice"). So closes are
+the open invoice of every account the section touched (docs/formats.md, "Which invoice a line goes on":
+a bare close closes the open invoice of every account that got a line since the previous close). So closes are
 few (three per block), an account's records sit within its block and a contiguous range of records
 touches few accounts, and no close is a giant: a bare close is one record whose worker finds, locks and
 closes every invoice it covers in one transaction, and the producer keeps every covered invoice open in

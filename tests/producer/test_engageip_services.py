@@ -1,4 +1,4 @@
-"""engageip service, attribute, ticket and payment-method records (FORMATS.md §1): the reader's typed
+"""engageip service, attribute, ticket and payment-method records (docs/formats.md): the reader's typed
 fields, names and required attributes; the rules checked at read (discounts, ticket status, card and
 bank numbers); ticket attachments streamed into the file and database stores."""
 
