@@ -203,7 +203,10 @@ def reconcile(run_id: str, as_json: bool) -> None:
               help="Folder for the result files.")
 @click.option("--format", "formats", type=click.Choice(["jsonl", "csv"]), multiple=True,
               help="jsonl and/or csv (default: both).")
-def report(run_id: str, out_dir: Path, formats: tuple[str, ...]) -> None:
+@click.option("--split", is_flag=True,
+              help="Also write RUN.success.* (loaded records, with their target id) and RUN.errors.* (dead and blocked "
+                   "records, with their fields, secrets masked, and the error).")
+def report(run_id: str, out_dir: Path, formats: tuple[str, ...], split: bool) -> None:
     """Write RUN's per-record results: one row per source record (file, position, key, outcome, target id, error)."""
 
     def go() -> int:
@@ -211,8 +214,8 @@ def report(run_id: str, out_dir: Path, formats: tuple[str, ...]) -> None:
         from ops.services import database
 
         with database(_settings())() as session:
-            paths = write_report(session, run_id, out_dir, formats or FORMATS)
-        for path in paths.values():
+            paths = write_report(session, run_id, out_dir, formats or FORMATS, split=split)
+        for path in paths:
             click.echo(f"wrote {path}")
         return exitcodes.OK
 

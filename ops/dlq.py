@@ -9,14 +9,12 @@ from sqlalchemy import select
 
 from ops import exitcodes
 from ops.console import make_console
+from ops.report import masked_record
 from ops.services import database
 from producer.replay import LetterFilter
-from shared.entities import REGISTRY
 from shared.errors import ConfigError
 from shared.schema.control import DeadLetter, StagedRecord
 from shared.settings import Settings
-from shared.vault import PREFIX as VAULT_PREFIX
-from shared.vault import SECRET_MASK
 
 
 def _letter_doc(letter: DeadLetter) -> dict[str, object]:
@@ -45,11 +43,6 @@ def list_letters(settings: Settings, letters: LetterFilter, limit: int, as_json:
                       str(d["position"]), str(d["message"]) + (f" — {d['hint']}" if d["hint"] else ""))
     make_console().print(table)
     return exitcodes.OK
-
-
-def masked_record(entity: str, payload: dict[str, str]) -> dict[str, str]:
-    secrets = set(REGISTRY[entity].secret_fields) if entity in REGISTRY else set()
-    return {k: (SECRET_MASK if k in secrets or str(v).startswith(VAULT_PREFIX) else v) for k, v in payload.items()}
 
 
 def show_letter(settings: Settings, letter_id: int) -> int:
