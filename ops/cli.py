@@ -51,8 +51,26 @@ def _hide_password(url: str) -> str:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="cutover", prog_name="cutover", message="%(prog)s %(version)s")
 def main() -> None:
-    """cutover: migrate customer and billing data from legacy exports into a billing database."""
+    """cutover: migrate customer and billing data from legacy exports into a billing database.
+
+    Wherever a command asks for a run id, `last` (or `-`) stands for the newest run."""
+
+
+def _run_id(text: str, replays: bool = False) -> str:
+    """A run id as typed: ``last``/``-`` is looked up in the database (``ops/run_ids.py``)."""
+    from ops.run_ids import LATEST, resolve_run_id
+    from ops.services import database
+
+    if text not in LATEST:
+        return text
+    with database(_settings())() as session:
+        return resolve_run_id(session, text, replays)
+
+
+def _optional_run_id(text: str | None) -> str | None:
+    return None if text is None else _run_id(text)
 
 
 def _format_choice() -> click.Choice:
@@ -145,12 +163,14 @@ def validate(paths: tuple[Path, ...], format_name: str | None, as_json: bool, **
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.option("--limit", default=20, show_default=True, help="Runs to list.")
 def status(run_id: str | None, as_json: bool, limit: int) -> None:
-    """List runs, or show one run's counts per entity."""
+    """List runs, or show one run's counts per entity (RUN_ID `last`: the newest run or replay)."""
 
     def go() -> int:
         from ops.status import list_runs, show_run
 
-        return show_run(_settings(), run_id, as_json) if run_id else list_runs(_settings(), as_json, limit)
+        if run_id:
+            return show_run(_settings(), _run_id(run_id, replays=True), as_json)
+        return list_runs(_settings(), as_json, limit)
 
     _guard(go)
 
@@ -166,8 +186,8 @@ def resume(run_id: str, wait: bool, as_json: bool, local_workers: int | None) ->
     def go() -> int:
         from ops.runs import execute_resume
 
-        code, doc = execute_resume(_settings(), run_id, wait=wait, as_json=as_json, local_workers=local_workers,
-                                   console=_console(as_json))
+        code, doc = execute_resume(_settings(), _run_id(run_id, replays=True), wait=wait, as_json=as_json,
+                                   local_workers=local_workers, console=_console(as_json))
         if as_json:
             click.echo(json.dumps({**doc, "exit_code": code}, indent=2))
         return code
@@ -186,7 +206,7 @@ def reconcile(run_id: str, as_json: bool) -> None:
         from ops.services import database
 
         with database(_settings())() as session:
-            result = check(session, run_id)
+            result = check(session, _run_id(run_id))
         if as_json:
             click.echo(json.dumps(result.as_dict(), indent=2))
         else:
@@ -214,7 +234,7 @@ def report(run_id: str, out_dir: Path, formats: tuple[str, ...], split: bool) ->
         from ops.services import database
 
         with database(_settings())() as session:
-            paths = write_report(session, run_id, out_dir, formats or FORMATS, split=split)
+            paths = write_report(session, _run_id(run_id), out_dir, formats or FORMATS, split=split)
         for path in paths:
             click.echo(f"wrote {path}")
         return exitcodes.OK
@@ -228,27 +248,28 @@ def dlq() -> None:
 
 
 def _letter_filters(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option("--run", "run_id", help="Only this run.")(fn)
-    fn = click.option("--entity", help="Only this entity type (e.g. User).")(fn)
-    fn = click.option("--error-class", help="Only this error class (e.g. UnknownReference).")(fn)
     fn = click.option("--outcome", type=click.Choice(["dead", "blocked"]), help="Only dead or only blocked.")(fn)
-    return fn
+    fn = click.option("--error-class", help="Only this error class (e.g. UnknownReference).")(fn)
+    fn = click.option("--entity", help="Only this entity type (e.g. User).")(fn)
+    return click.option("--run", "run_id", help="Only this run (`last`: the newest run).")(fn)
 
 
 @dlq.command("list")
 @_letter_filters
-@click.option("--state", type=click.Choice(["open", "replayed", "discarded", "any"]), default="open", show_default=True)
-@click.option("--limit", default=100, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--state", type=click.Choice(["open", "replayed", "discarded", "any"]), default="open", show_default=True,
+              help="open: waiting for a fix; replayed: loaded since; discarded: given up; any: all of them.")
+@click.option("--limit", default=100, show_default=True, help="Letters to list at most.")
+@click.option("--json", "as_json", is_flag=True, help="Print the letters as JSON.")
 def dlq_list(run_id: str | None, entity: str | None, error_class: str | None, outcome: str | None, state: str,
              limit: int, as_json: bool) -> None:
-    """List dead letters."""
+    """List dead letters, by wave and id."""
 
     def go() -> int:
         from ops.dlq import list_letters
         from producer.replay import LetterFilter
 
-        return list_letters(_settings(), LetterFilter(run_id, entity, error_class, outcome, state=state), limit, as_json)
+        letters = LetterFilter(_optional_run_id(run_id), entity, error_class, outcome, state=state)
+        return list_letters(_settings(), letters, limit, as_json)
 
     _guard(go)
 
@@ -270,8 +291,8 @@ def dlq_show(letter_id: int) -> None:
 @_letter_filters
 @click.argument("letter_ids", nargs=-1, type=int)
 @click.option("--upsert", is_flag=True, help="Update rows whose natural key exists with different content.")
-@click.option("--wait/--no-wait", default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--wait/--no-wait", default=True, help="Wait for the replay to finish, with a live display.")
+@click.option("--json", "as_json", is_flag=True, help="Print the replay as JSON.")
 @click.option("--workers", "local_workers", type=int, default=None, help="Start N local worker processes.")
 def dlq_replay(letter_ids: tuple[int, ...], run_id: str | None, entity: str | None, error_class: str | None,
                outcome: str | None, upsert: bool, wait: bool, as_json: bool, local_workers: int | None) -> None:
@@ -281,7 +302,7 @@ def dlq_replay(letter_ids: tuple[int, ...], run_id: str | None, entity: str | No
         from ops.runs import execute_replay
         from producer.replay import LetterFilter
 
-        letters = LetterFilter(run_id, entity, error_class, outcome, ids=letter_ids)
+        letters = LetterFilter(_optional_run_id(run_id), entity, error_class, outcome, ids=letter_ids)
         code, doc = execute_replay(_settings(), letters, upsert=upsert, wait=wait, as_json=as_json,
                                    local_workers=local_workers, console=_console(as_json))
         if as_json:
@@ -304,10 +325,12 @@ def dlq_discard(letter_ids: tuple[int, ...], run_id: str | None, entity: str | N
         from producer.replay import LetterFilter, discard
 
         if not (letter_ids or run_id or entity or error_class or outcome):
-            raise click.UsageError("name letter ids or at least one filter")
+            raise click.UsageError("name the letters to discard: their ids, or at least one of --run, --entity, "
+                                   "--error-class, --outcome")
+        letters = LetterFilter(_optional_run_id(run_id), entity, error_class, outcome, ids=letter_ids)
         if not yes and not click.confirm("discard the matching dead letters?", default=False):
             return exitcodes.OK
-        count = discard(database(_settings()), LetterFilter(run_id, entity, error_class, outcome, ids=letter_ids))
+        count = discard(database(_settings()), letters)
         click.echo(f"discarded {count} dead letter(s)")
         return exitcodes.OK
 
@@ -361,7 +384,7 @@ def worker(ctx: click.Context, queues: str | None, concurrency: int | None) -> N
 
 @main.command()
 @click.option("--port", type=int, help="Port (default: CUTOVER_FLOWER_PORT).")
-@click.option("--address", default="127.0.0.1", show_default=True)
+@click.option("--address", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--insecure-open", is_flag=True, help="Run without credentials (only allowed on localhost).")
 def flower(port: int | None, address: str, insecure_open: bool) -> None:
     """Start Flower on the configured broker, with basic auth from settings."""
@@ -379,7 +402,7 @@ def flower(port: int | None, address: str, insecure_open: bool) -> None:
 @main.command()
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--accounts", default=1000, show_default=True, help="Accounts to generate.")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Random seed: the same seed and options give the same bytes.")
 @click.option("--fault-rate", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="Fraction of users with an unknown TaxCode (0 to 1).")
 @click.option("--passwords/--no-passwords", default=True, show_default=True,
@@ -519,8 +542,10 @@ def csv_profile() -> None:
 
 @csv_profile.command("init")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--type", "import_type", required=True, type=click.Choice(["registration", "autopay", "paperless"]))
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: FILE with .profile.yaml).")
+@click.option("--type", "import_type", required=True, type=click.Choice(["registration", "autopay", "paperless"]),
+              help="The import type the profile is for.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write here (default: NAME.profile.yaml in the current folder, for FILE NAME.csv).")
 @click.option("--encoding", help="The file's encoding (default: UTF-8 with or without BOM).")
 @click.option("--force", is_flag=True, help="Overwrite an existing profile.")
 def csv_profile_init(file: Path, import_type: str, out: Path | None, encoding: str | None, force: bool) -> None:
@@ -530,14 +555,14 @@ def csv_profile_init(file: Path, import_type: str, out: Path | None, encoding: s
         from ops.profiles import init_profile
         from shared.errors import ConfigError
 
-        target = out or file.with_suffix(".profile.yaml")
+        target = out or Path(file.stem + ".profile.yaml")
         if target.exists() and not force:
             raise ConfigError(f"{target} exists; use --force to overwrite it or --out to write elsewhere")
         text, todo = init_profile(file, import_type, encoding)
         target.write_text(text, encoding="utf-8")
         click.echo(f"wrote {target}")
-        needs = "the account_number recipe" + (" and invoice_types" if import_type != "registration" else "")
-        click.echo(f"review it: {needs} need you" + (f"; no column found for {', '.join(todo)}" if todo else ""))
+        needs = "check the account_number recipe" + (" and fill in invoice_types" if import_type != "registration" else "")
+        click.echo(f"review it before use: {needs}" + (f"; no column was found for {', '.join(todo)}" if todo else ""))
         return exitcodes.OK
 
     _guard(go)

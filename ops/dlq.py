@@ -35,6 +35,9 @@ def list_letters(settings: Settings, letters: LetterFilter, limit: int, as_json:
     if as_json:
         print(json.dumps(docs, indent=2))
         return exitcodes.OK
+    if not docs:
+        make_console().print(_none_match(letters), highlight=False)
+        return exitcodes.OK
     table = Table(title=f"dead letters ({len(docs)} shown)")
     for column in ("id", "run", "entity", "outcome", "error", "position", "message"):
         table.add_column(column, overflow="fold")
@@ -43,6 +46,19 @@ def list_letters(settings: Settings, letters: LetterFilter, limit: int, as_json:
                       str(d["position"]), str(d["message"]) + (f" — {d['hint']}" if d["hint"] else ""))
     make_console().print(table)
     return exitcodes.OK
+
+
+def _none_match(letters: LetterFilter) -> str:
+    """What an empty listing means, and where to look next."""
+    narrowed = [f"{name} {value}" for name, value in (("run", letters.run_id), ("entity", letters.entity),
+                                                       ("error class", letters.error_class), ("outcome", letters.outcome))
+                if value]
+    which = f"{letters.state} " if letters.state != "any" else ""
+    where = f" for {', '.join(narrowed)}" if narrowed else ""
+    if letters.state == "open":
+        return (f"no open dead letters{where}: nothing waits for a fix or a replay "
+                "(`cutover dlq list --state any` also lists the replayed and discarded ones)")
+    return f"no {which}dead letters{where}"
 
 
 def show_letter(settings: Settings, letter_id: int) -> int:

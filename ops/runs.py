@@ -117,7 +117,7 @@ def execute_replay(settings: Settings, letters: LetterFilter, *, upsert: bool, w
                       "fix the source file and run it again, or discard them")
     if plan.replay_id is None:
         if not as_json:
-            console.print("nothing to replay")
+            console.print("nothing to replay: no open dead letter matches (`cutover dlq list` shows the open ones)")
         return exitcodes.OK, {"state": "nothing to replay", "not_replayable": plan.not_replayable}
     if not as_json:
         detail = ", ".join(f"{n} {e}" for e, n in sorted(plan.by_entity.items()))

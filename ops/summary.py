@@ -14,6 +14,8 @@ from shared.schema.control import DeadLetter, Run, StagedRecord
 from shared.schema.subscriptions import Subscription
 
 COLUMNS = ("read", *OUTCOMES)
+WHAT_IT_DOES = {"staging": "still reading its files", "ready": "staged, waiting for a worker on the control queue",
+                "running": "still loading"}
 
 
 def run_document(session: Session, run_id: str) -> dict[str, Any]:
@@ -28,6 +30,7 @@ def run_document(session: Session, run_id: str) -> dict[str, Any]:
         "run_id": run.id, "kind": run.kind, "state": run.state, "files": run.files, "message": run.message,
         "created_at": run.created_at.isoformat(timespec="seconds"),
         "finished_at": run.finished_at.isoformat(timespec="seconds") if run.finished_at else None,
+        "duration_seconds": round((run.finished_at - run.created_at).total_seconds(), 1) if run.finished_at else None,
         "entities": entities, "totals": totals,
         "balanced": not unbalanced if run.state == "completed" else None, "unbalanced": sorted(unbalanced),
         "reminders": go_live_reminders(session, run_id),
@@ -97,8 +100,12 @@ def print_summary(console: Console, session: Session, run_id: str) -> dict[str, 
             console.print(line, highlight=False, markup=False)
     for reminder in doc["reminders"]:
         console.print(f"[yellow]go-live:[/yellow] {reminder}")
+    if doc["state"] == "refused":
+        console.print(f"refused, nothing was loaded: {doc['message']}", highlight=False, markup=False)
+        return doc
     if doc["balanced"] is None:
-        console.print(f"run {doc['state']}: {doc['totals']['pending']} record(s) still to load")
+        console.print(f"the run is {WHAT_IT_DOES.get(doc['state'], doc['state'])}: "
+                      f"{doc['totals']['pending']:,} record(s) not loaded yet")
         return doc
     verdict = "holds" if doc["balanced"] else f"DOES NOT HOLD for {', '.join(doc['unbalanced'])}"
     console.print(f"read = committed + skipped + dead + blocked {verdict} "

@@ -93,6 +93,10 @@ class Settings:
         return replace(self, **changes)
 
 
+_KIND_WORDS = {"int": "a whole number", "<class 'int'>": "a whole number", "float": "a number",
+               "<class 'float'>": "a number", "Path": "a path"}
+
+
 def _coerce(name: str, raw: Any, kind: Any) -> Any:
     try:
         if kind in (int, "int"):
@@ -107,7 +111,7 @@ def _coerce(name: str, raw: Any, kind: Any) -> Any:
             return Path(str(raw)).expanduser()
         return str(raw)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"setting {name}: {raw!r} is not a valid {kind}") from exc
+        raise ConfigError(f"setting {name}: {raw!r} is not {_KIND_WORDS.get(str(kind), f'a valid {kind}')}") from exc
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
