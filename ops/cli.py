@@ -13,11 +13,33 @@ import click
 
 from ops import exitcodes
 
+_OVERRIDES: dict[str, Any] = {}
+"""Settings given on the command line (``--log-format``), over the environment and the TOML file."""
+_JSON_LOGS: list[bool] = []
+
 
 def _settings() -> Any:
+    """The settings; with ``log_format = json`` this process logs JSON lines on standard error."""
+    from shared.logs import configure_logging
     from shared.settings import load_settings
 
-    return load_settings()
+    settings = load_settings().with_overrides(**_OVERRIDES)
+    if settings.log_format == "json" and not _JSON_LOGS:
+        configure_logging("json", settings.log_level)
+        _JSON_LOGS.append(True)
+    return settings
+
+
+def _log_format(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--log-format``, for the commands that log (and the workers they start)."""
+
+    def remember(_: click.Context, __: click.Parameter, value: str | None) -> None:
+        if value is not None:
+            _OVERRIDES["log_format"] = value
+
+    return click.option("--log-format", type=click.Choice(["text", "json"]), expose_value=False, callback=remember,
+                        help="Log lines as text or JSON lines, with run id, entity, record key and outcome as fields "
+                             "(default: CUTOVER_LOG_FORMAT).")(fn)
 
 
 def _console(as_json: bool = False) -> Any:
@@ -124,6 +146,7 @@ def _check(paths: tuple[Path, ...], format_name: str | None, format_options: dic
 @click.option("--timeout", type=float, default=None, help="Stop waiting after this many seconds (exit 5).")
 @click.option("--records-per-message", type=click.IntRange(1, 10_000), default=1, show_default=True,
               help="Pack N records into each message for raw speed (same keys, outcomes, dead letters and replay).")
+@_log_format
 def run(paths: tuple[Path, ...], format_name: str | None, dry_run: bool, email: str | None, upsert: bool, wait: bool,
         as_json: bool, local_workers: int | None, timeout: float | None, records_per_message: int,
         **format_options: Any) -> None:
@@ -153,6 +176,7 @@ def run(paths: tuple[Path, ...], format_name: str | None, dry_run: bool, email: 
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @_format_options
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@_log_format
 def validate(paths: tuple[Path, ...], format_name: str | None, as_json: bool, **format_options: Any) -> None:
     """Check FILES completely without writing to the target; exit 3 when any record would fail."""
     _guard(lambda: _check(paths, format_name, format_options, as_json))
@@ -180,6 +204,7 @@ def status(run_id: str | None, as_json: bool, limit: int) -> None:
 @click.option("--wait/--no-wait", default=True, help="Wait for the run to finish, with a live display.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
 @click.option("--workers", "local_workers", type=int, default=None, help="Start N local worker processes.")
+@_log_format
 def resume(run_id: str, wait: bool, as_json: bool, local_workers: int | None) -> None:
     """Get a run (or replay) moving again: re-publish its unfinished chunks (loading is idempotent)."""
 
@@ -294,6 +319,7 @@ def dlq_show(letter_id: int) -> None:
 @click.option("--wait/--no-wait", default=True, help="Wait for the replay to finish, with a live display.")
 @click.option("--json", "as_json", is_flag=True, help="Print the replay as JSON.")
 @click.option("--workers", "local_workers", type=int, default=None, help="Start N local worker processes.")
+@_log_format
 def dlq_replay(letter_ids: tuple[int, ...], run_id: str | None, entity: str | None, error_class: str | None,
                outcome: str | None, upsert: bool, wait: bool, as_json: bool, local_workers: int | None) -> None:
     """Replay open dead letters (and the records blocked behind them) in wave order."""
@@ -362,6 +388,7 @@ def db_upgrade() -> None:
               help="Comma-separated queues (default: all: control,reference,accounts,contacts,ledger,subscriptions,"
                    "services,tickets).")
 @click.option("--concurrency", "-c", type=int, help="Worker processes (default: CUTOVER_WORKER_CONCURRENCY or cores).")
+@_log_format
 @click.pass_context
 def worker(ctx: click.Context, queues: str | None, concurrency: int | None) -> None:
     """Run workers on this machine (a thin wrapper over `celery worker`; extra options pass through)."""

@@ -76,7 +76,8 @@ class EmbeddedRedis:
 def worker_command(settings: Settings, queues: list[str] | None = None, concurrency: int | None = None,
                    hostname: str | None = None) -> list[str]:
     """``celery worker`` for this installation: the same interpreter, the cutover app."""
-    cmd = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--loglevel", settings.log_level,
+    quiet = ["--quiet"] if settings.log_format == "json" else []  # no banner: every line of the log is JSON
+    cmd = [sys.executable, "-m", "celery", "-A", "workers.app", *quiet, "worker", "--loglevel", settings.log_level,
            "--without-mingle", "--without-gossip", "-E"]
     if queues:
         cmd += ["-Q", ",".join(queues)]

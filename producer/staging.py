@@ -31,7 +31,7 @@ from producer.formats import FORMATS, SourceFile
 from producer.readers.base import RawRecord
 from producer.steps import StagingStep
 from shared.envelope import content_digest, idempotency_key, natural_key_text, show_key
-from shared.errors import Conflict, RecordError, SourceError, UnknownName
+from shared.errors import Conflict, Position, RecordError, SourceError, UnknownName
 from shared.registry import Registry
 from shared.schema.control import DeadLetter, DispatchWave, InvoicePlan, Run, RunEntity, SourceTotal, StagedRecord
 from shared.vault import SECRET_MASK, Vault
@@ -74,12 +74,15 @@ class Stager:
             self.stage_files(run_id, sources, steps, result)
             with self.sf.begin() as session:
                 self._number_repeats(session, run_id)
+                _log_read_failures(session, run_id)
                 self._settle_duplicate_keys(session, run_id)
                 for step in _all(steps):
                     step.settle(session, run_id)
                 self._write_dispatch_plan(session, run_id, result)
                 session.get_one(Run, run_id).state = "ready"
             result.precheck = [line for step in _all(steps) for line in step.summary()]
+            log.info("run %s staged: %d record(s) from %d file(s), %d refused at read", run_id, sum(result.read.values()),
+                     len(sources), result.dead_at_read, extra={"run_id": run_id, "records": sum(result.read.values())})
         except SourceError as exc:
             self.refuse(run_id, str(exc))
             raise
@@ -98,6 +101,7 @@ class Stager:
             session.execute(delete(RunEntity).where(RunEntity.run_id == run_id))
             run = session.get_one(Run, run_id)
             run.state, run.message = "refused", message
+        log.info("run %s refused: %s", run_id, message, extra={"run_id": run_id})
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -236,8 +240,11 @@ class Stager:
             ).all()
             first = records[0]
             for later in records[1:]:
+                row = {"run_id": run_id, "entity": entity, "key": later.key, "source_file": later.source_file,
+                       "line": later.line, "col": later.col}
                 if later.digest == first.digest:
                     later.status = "skipped"
+                    _log_outcome(row, "skipped", None, f"repeats {first.source_file}:{first.line}")
                     continue
                 later.status = "dead"
                 names = "+".join(self.registry[entity].natural_key)
@@ -254,12 +261,37 @@ class Stager:
                 }, error)
                 letter["stage"] = "load"
                 session.add(DeadLetter(**letter))
+                _log_outcome(row, "dead", error, "at staging")
 
     def _write_dispatch_plan(self, session: Session, run_id: str, result: StagingResult) -> None:
         for entity, count in result.read.items():
             wave = self.registry.wave_of(entity) if entity in self.registry else 0
             session.add(RunEntity(run_id=run_id, entity=entity, wave=wave, read=count))
         write_dispatch_waves(session, run_id)
+
+
+def _log_read_failures(session: Session, run_id: str) -> None:
+    """A line per record refused at read, once its key is final (repeats are numbered)."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    query = (select(StagedRecord.entity, StagedRecord.key, StagedRecord.source_file, StagedRecord.line, StagedRecord.col,
+                    DeadLetter.error_class, DeadLetter.message)
+             .join(DeadLetter, DeadLetter.record_id == StagedRecord.id)
+             .where(StagedRecord.run_id == run_id, DeadLetter.stage == "read").order_by(StagedRecord.id))
+    for entity, key, source_file, line, col, error_class, message in session.execute(query):
+        row = {"run_id": run_id, "entity": entity, "key": key, "source_file": source_file, "line": line, "col": col}
+        _log_outcome(row, "dead", None, f"at read: {message}", error_class)
+
+
+def _log_outcome(row: dict[str, Any], outcome: str, error: RecordError | None, when: str,
+                 error_class: str | None = None) -> None:
+    """One line per record whose outcome the producer settles itself (never its values: they may be secret)."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    position = str(Position(row["source_file"], row["line"], row["col"]))
+    log.info("%s (%s) %s %s%s", row["entity"], position, outcome, when, f": {error}" if error else "",
+             extra={"run_id": row["run_id"], "entity": row["entity"], "record_key": row["key"], "position": position,
+                    "outcome": outcome, "error_class": error.error_class if error else error_class})
 
 
 def staging_steps(sources: list[SourceFile]) -> dict[str, list[StagingStep]]:

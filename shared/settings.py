@@ -44,6 +44,7 @@ class Settings:
     flower_password: str = field(default="", metadata={"doc": "Flower basic-auth password."})
     flower_port: int = field(default=5555, metadata={"doc": "Port Flower listens on."})
     log_level: str = field(default="INFO", metadata={"doc": "Worker log level."})
+    log_format: str = field(default="text", metadata={"doc": "Log lines as text, or json: one JSON object a line, with run_id, entity, record_key and outcome as fields of their own (workers, and the commands that log: run, validate, resume, dlq replay)."})
     operator: str = field(default="", metadata={"doc": "Who runs the commands, for permissions (empty: the operating-system user)."})
     operators: str = field(default="", metadata={"doc": "Operators and their permissions, `name=perm+perm; name=` (permission `import`: every csv import type; without it, only paperless). Empty: the local operator may do everything."})
     smtp_host: str = field(default="", metadata={"doc": "SMTP server for `--email` reports (empty: e-mailing is off and --email is refused)."})
@@ -139,6 +140,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     settings = Settings(**coerced)
     if settings.date_order not in ("month-first", "day-first"):
         raise ConfigError(f"date_order must be month-first or day-first, not {settings.date_order!r}")
+    if settings.log_format not in ("text", "json"):
+        raise ConfigError(f"log_format must be text or json, not {settings.log_format!r}")
     return settings
 
 

@@ -9,11 +9,13 @@ from celery.signals import setup_logging, worker_process_init
 
 from shared.celery_app import build_app
 from shared.entities import REGISTRY
+from shared.logs import configure_logging
 from shared.settings import load_settings
 from workers.runtime import reset_after_fork
 from workers.tasks import register_tasks
 
-app = build_app(load_settings(), REGISTRY)
+settings = load_settings()
+app = build_app(settings, REGISTRY)
 register_tasks(app)
 
 
@@ -24,5 +26,5 @@ def _fresh_connections(**_: Any) -> None:
 
 @setup_logging.connect
 def _logging(loglevel: Any = None, **_: Any) -> None:
-    logging.basicConfig(level=loglevel or logging.INFO,
-                        format="%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s")
+    """Text, or JSON lines with the record's fields (``log_format``), for every logger of the worker."""
+    configure_logging(settings.log_format, loglevel or logging.INFO)
