@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -484,13 +483,21 @@ def bench(records: int, database_url: str | None, broker_url: str | None, worker
     def go() -> int:
         from rich.table import Table
 
+        from shared.errors import ConfigError
+
+        try:
+            import psutil  # noqa: F401 - the benchmark's process metrics; an extra, not a runtime dependency
+        except ImportError:
+            raise ConfigError('cutover bench measures processes with psutil, which is not installed; install the bench '
+                              'extra: pip install -c constraints.txt -e ".[bench]" (in the cutover folder)') from None
         from ops.bench.run import RECORDS_PER_ACCOUNT, BenchConfig, run_bench, table
 
+        settings = _settings()
         per_account = RECORDS_PER_ACCOUNT if ledger else 6
         config = BenchConfig(
-            accounts=max(1, records // per_account),
-            database_url=database_url or os.environ.get("CUTOVER_DATABASE_URL") or "sqlite",
-            broker_url=broker_url or os.environ.get("CUTOVER_BROKER_URL") or None, out_dir=out_dir, workers=workers,
+            accounts=max(1, records // per_account), settings=settings,
+            database_url=database_url or settings.database_url or "sqlite",
+            broker_url=broker_url or settings.broker_url or None, out_dir=out_dir, workers=workers,
             scaling=tuple(int(n) for n in scaling.split(",") if n.strip()),
             naive_accounts=max(1, naive_records // per_account), packed=packed, ledger=ledger)
         console = _console()

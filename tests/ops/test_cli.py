@@ -77,3 +77,16 @@ def test_last_without_any_run_is_a_clear_refusal(tmp_path: Path) -> None:
     assert done.returncode == 4
     assert done.stderr.strip() == ("error: 'last' stands for the newest run, and there is none yet: "
                                    "`cutover run FILES` starts one")
+
+
+def test_bench_without_psutil_says_what_to_install(tmp_path: Path) -> None:
+    """psutil is the bench extra's: without it `cutover bench` is refused with the command to type."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CUTOVER_")}
+    clean.update({"CUTOVER_HOME": str(tmp_path / "home"), "PYTHONPATH": str(ROOT)})
+    hide = "import sys; sys.modules['psutil'] = None; from ops.cli import main; main(['bench'])"
+    done = subprocess.run([sys.executable, "-c", hide], env=clean, capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert done.returncode == 4
+    assert done.stderr.strip() == ('error: cutover bench measures processes with psutil, which is not installed; install '
+                                   'the bench extra: pip install -c constraints.txt -e ".[bench]" (in the cutover folder)')
+    assert "Traceback" not in done.stderr
