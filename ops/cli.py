@@ -81,8 +81,8 @@ def main() -> None:
 
 def _run_id(text: str, replays: bool = False) -> str:
     """A run id as typed: ``last``/``-`` is looked up in the database (``ops/run_ids.py``)."""
+    from ops.backends import database
     from ops.run_ids import LATEST, resolve_run_id
-    from ops.services import database
 
     if text not in LATEST:
         return text
@@ -226,8 +226,8 @@ def reconcile(run_id: str, as_json: bool) -> None:
     """Compare what RUN's source said (records, money per account) with the target; exit 6 on any difference."""
 
     def go() -> int:
+        from ops.backends import database
         from ops.reconcile import reconcile as check
-        from ops.services import database
 
         with database(_settings())() as session:
             result = check(session, _run_id(run_id))
@@ -254,8 +254,8 @@ def report(run_id: str, out_dir: Path, formats: tuple[str, ...], split: bool) ->
     """Write RUN's per-record results: one row per source record (file, position, key, outcome, target id, error)."""
 
     def go() -> int:
+        from ops.backends import database
         from ops.report import FORMATS, write_report
-        from ops.services import database
 
         with database(_settings())() as session:
             paths = write_report(session, _run_id(run_id), out_dir, formats or FORMATS, split=split)
@@ -346,7 +346,7 @@ def dlq_discard(letter_ids: tuple[int, ...], run_id: str | None, entity: str | N
     """Mark dead letters discarded: they will not be replayed (their records stay dead)."""
 
     def go() -> int:
-        from ops.services import database
+        from ops.backends import database
         from producer.replay import LetterFilter, discard
 
         if not (letter_ids or run_id or entity or error_class or outcome):
@@ -372,7 +372,7 @@ def db_upgrade() -> None:
     """Apply the schema migrations (Alembic) to CUTOVER_DATABASE_URL."""
 
     def go() -> int:
-        from ops.services import upgrade_database
+        from ops.backends import upgrade_database
         from shared.db import engine_for
 
         url = upgrade_database(_settings())
@@ -548,7 +548,7 @@ def vault_rotate() -> None:
     listing the old one in CUTOVER_VAULT_PREVIOUS_KEYS)."""
 
     def go() -> int:
-        from ops.services import database
+        from ops.backends import database
         from ops.vault_rotation import rotate
         from shared.entities import REGISTRY
         from shared.vault import Vault

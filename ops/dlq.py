@@ -8,9 +8,9 @@ from rich.table import Table
 from sqlalchemy import select
 
 from ops import exitcodes
+from ops.backends import database
 from ops.console import make_console
 from ops.report import masked_record
-from ops.services import database
 from producer.replay import LetterFilter
 from shared.errors import ConfigError
 from shared.schema.control import DeadLetter, StagedRecord

@@ -14,10 +14,10 @@ from rich.live import Live
 from sqlalchemy.orm import Session, sessionmaker
 
 from ops import exitcodes
+from ops.backends import broker, database
 from ops.embedded import LocalWorkers
 from ops.mailer import report_message, require_mail, send
 from ops.reconcile import reconcile
-from ops.services import broker, database
 from ops.summary import counts_table, print_summary, run_document
 from producer.formats import FORMATS, Preparation, SourceFile
 from producer.replay import LetterFilter, plan_replay

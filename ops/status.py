@@ -10,8 +10,8 @@ from rich.table import Table
 from sqlalchemy import select
 
 from ops import exitcodes
+from ops.backends import database
 from ops.console import make_console
-from ops.services import database
 from ops.summary import print_summary, run_document
 from shared.errors import ConfigError
 from shared.schema.base import utcnow

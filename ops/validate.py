@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
+from ops.backends import database
 from ops.runs import ready_sources
-from ops.services import database
 from producer.staging import Stager
 from shared.db import engine_for
 from shared.entities import REGISTRY
