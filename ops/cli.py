@@ -128,7 +128,8 @@ def _check(paths: tuple[Path, ...], format_name: str | None, format_options: dic
             click.echo(line)
         for f in report.findings:
             click.echo(f"{f.position}: {f.entity}: {f.outcome} ({f.error_class}): {f.message}")
-        click.echo(f"{report.records} records checked, {len(report.findings)} would not load")
+        click.echo(f"{report.records} record{'' if report.records == 1 else 's'} checked, "
+                   f"{len(report.findings)} would not load")
     return exitcodes.RECORDS_FAILED if report.findings else exitcodes.OK
 
 

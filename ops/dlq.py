@@ -55,10 +55,12 @@ def _none_match(letters: LetterFilter) -> str:
                 if value]
     which = f"{letters.state} " if letters.state != "any" else ""
     where = f" for {', '.join(narrowed)}" if narrowed else ""
+    if narrowed:
+        return f"no {which}dead letters{where} (`cutover dlq list --state any` lists every letter)"
     if letters.state == "open":
-        return (f"no open dead letters{where}: nothing waits for a fix or a replay "
+        return ("no open dead letters: nothing waits for a fix or a replay "
                 "(`cutover dlq list --state any` also lists the replayed and discarded ones)")
-    return f"no {which}dead letters{where}"
+    return f"no {which}dead letters"
 
 
 def show_letter(settings: Settings, letter_id: int) -> int:
