@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable
@@ -14,19 +15,24 @@ from ops import exitcodes
 
 _OVERRIDES: dict[str, Any] = {}
 """Settings given on the command line (``--log-format``), over the environment and the TOML file."""
-_JSON_LOGS: list[bool] = []
 
 
 def _settings() -> Any:
     """The settings; with ``log_format = json`` this process logs JSON lines on standard error."""
-    from shared.logs import configure_logging
     from shared.settings import load_settings
 
     settings = load_settings().with_overrides(**_OVERRIDES)
-    if settings.log_format == "json" and not _JSON_LOGS:
-        configure_logging("json", settings.log_level)
-        _JSON_LOGS.append(True)
+    if settings.log_format == "json":
+        _log_json_lines(settings.log_level)
     return settings
+
+
+@functools.cache
+def _log_json_lines(level: str) -> None:
+    """Once per process: the producer's log lines (``shared/logs.py``) as JSON on standard error."""
+    from shared.logs import configure_logging
+
+    configure_logging("json", level)
 
 
 def _log_format(fn: Callable[..., Any]) -> Callable[..., Any]:

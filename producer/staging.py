@@ -111,8 +111,7 @@ class Stager:
         protect secrets, digest, keys, chunk numbers; then write the rows ``BATCH`` at a time, with
         the steps' own writes. ``keep_rows=False`` builds every row and drops it (the memory
         benchmark measures the reading path alone)."""
-        batches = self.read_batches(run_id, sources, steps, result)
-        for batch, final in _with_last(batches):
+        for batch, final in self.read_batches(run_id, sources, steps, result):
             with self.sf.begin() as session:
                 if keep_rows:
                     self._write(session, run_id, batch)
@@ -120,8 +119,9 @@ class Stager:
                     step.flush(session, run_id, final)
 
     def read_batches(self, run_id: str, sources: list[SourceFile], steps: dict[str, list[StagingStep]],
-                     result: StagingResult) -> Iterator[list[tuple[dict[str, Any], RecordError | None]]]:
-        """Rows to stage, ``BATCH`` at a time (the last batch may be empty); memory holds one batch."""
+                     result: StagingResult) -> Iterator[tuple[list[tuple[dict[str, Any], RecordError | None]], bool]]:
+        """Rows to stage, ``BATCH`` at a time, each with whether it is the last (which may be empty);
+        memory holds one batch."""
         seen_per_wave: Counter[int] = Counter()
         batch: list[tuple[dict[str, Any], RecordError | None]] = []
         for source in sources:
@@ -138,9 +138,9 @@ class Stager:
                 if raw.error is not None:
                     result.dead_at_read += 1
                 if len(batch) >= BATCH:
-                    yield batch
+                    yield batch, False
                     batch = []
-        yield batch
+        yield batch, True
 
     def _row(self, run_id: str, raw: RawRecord, seen_per_wave: Counter[int]) -> tuple[dict[str, Any], RecordError | None]:
         entity = self.registry[raw.entity] if raw.entity in self.registry and raw.error is None else None
@@ -307,15 +307,6 @@ def staging_steps(sources: list[SourceFile]) -> dict[str, list[StagingStep]]:
 
 def _all(steps: dict[str, list[StagingStep]]) -> list[StagingStep]:
     return [step for mine in steps.values() for step in mine]
-
-
-def _with_last(items: Iterator[Any]) -> Iterator[tuple[Any, bool]]:
-    """Each item, and whether it is the last."""
-    previous = next(items)
-    for item in items:
-        yield previous, False
-        previous = item
-    yield previous, True
 
 
 def write_dispatch_waves(session: Session, dispatch_id: str) -> None:

@@ -21,7 +21,9 @@ def test_dry_run_is_validate_and_writes_nothing(cluster: Cluster) -> None:
     dry = cluster.cli("run", "--dry-run", REFERENCE, ACCOUNTS)
     checked = cluster.cli("validate", REFERENCE, ACCOUNTS)
     assert dry.returncode == checked.returncode == 3
-    assert dry.stdout == checked.stdout and dry.stdout.splitlines()[-1].endswith("would not load")
+    letter_ids = re.compile(r"dead letter #\d+")  # of the rolled-back transaction: PostgreSQL does not reuse them
+    assert letter_ids.sub("#N", dry.stdout) == letter_ids.sub("#N", checked.stdout)
+    assert dry.stdout.splitlines()[-1].endswith("would not load")
     assert cluster.query("SELECT count(*) FROM runs") == [(0,)]
     assert cluster.table_counts() == {"reference_items": 0, "accounts": 0, "contacts": 0, "contact_points": 0}
     refused = cluster.cli("run", "--dry-run", "--email", "ops@example.com", REFERENCE)
