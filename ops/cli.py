@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,11 +13,38 @@ import click
 
 from ops import exitcodes
 
+_OVERRIDES: dict[str, Any] = {}
+"""Settings given on the command line (``--log-format``), over the environment and the TOML file."""
+
 
 def _settings() -> Any:
+    """The settings; with ``log_format = json`` this process logs JSON lines on standard error."""
     from shared.settings import load_settings
 
-    return load_settings()
+    settings = load_settings().with_overrides(**_OVERRIDES)
+    if settings.log_format == "json":
+        _log_json_lines(settings.log_level)
+    return settings
+
+
+@functools.cache
+def _log_json_lines(level: str) -> None:
+    """Once per process: the producer's log lines (``shared/logs.py``) as JSON on standard error."""
+    from shared.logs import configure_logging
+
+    configure_logging("json", level)
+
+
+def _log_format(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--log-format``, for the commands that log (and the workers they start)."""
+
+    def remember(_: click.Context, __: click.Parameter, value: str | None) -> None:
+        if value is not None:
+            _OVERRIDES["log_format"] = value
+
+    return click.option("--log-format", type=click.Choice(["text", "json"]), expose_value=False, callback=remember,
+                        help="Log lines as text or JSON lines, with run id, entity, record key and outcome as fields "
+                             "(default: CUTOVER_LOG_FORMAT).")(fn)
 
 
 def _console(as_json: bool = False) -> Any:
@@ -82,34 +109,71 @@ def _hide_password(url: str) -> str:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="cutover", prog_name="cutover", message="%(prog)s %(version)s")
 def main() -> None:
-    """cutover: migrate customer and billing data from legacy exports into a billing database."""
+    """cutover: migrate customer and billing data from legacy exports into a billing database.
+
+    Wherever a command asks for a run id, `last` (or `-`) stands for the newest run."""
 
 
-FORMATS = click.Choice(["engageip", "iteras", "csv"])
+def _run_id(text: str, replays: bool = False) -> str:
+    """A run id as typed: ``last``/``-`` is looked up in the database (``ops/run_ids.py``)."""
+    from ops.backends import database
+    from ops.run_ids import LATEST, resolve_run_id
+
+    if text not in LATEST:
+        return text
+    with database(_settings())() as session:
+        return resolve_run_id(session, text, replays)
 
 
-def _csv_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option("--create-missing", is_flag=True,
-                      help="csv: create the customer (and owner login) of an account number that does not exist.")(fn)
-    fn = click.option("--encoding", help="csv: the file's encoding (default: the profile's, else UTF-8 with or without BOM).")(fn)
-    return click.option("--profile", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                        help="csv: the mapping profile (YAML or JSON) the file is read through.")(fn)
+def _optional_run_id(text: str | None) -> str | None:
+    return None if text is None else _run_id(text)
 
 
-def _iteras_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option("--manual-invoice-verification", is_flag=True,
-                      help="iteras: mark imported subscriptions for manual invoice verification (go-live safety).")(fn)
-    return click.option("--lenient-json", is_flag=True,
-                        help="iteras: accept // and /* */ comments and trailing commas, as in the seed's examples.")(fn)
+def _format_choice() -> click.Choice:
+    from producer.formats import FORMATS
+
+    return click.Choice(FORMATS.names())
+
+
+def _format_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--format`` and every declared format's own options (``producer/formats.py``), named by format."""
+    from producer.formats import FORMATS, flag
+
+    for fmt, name, spec in reversed(FORMATS.command_line()):
+        kind: dict[str, Any] = {"is_flag": True} if spec.kind == "flag" else {}
+        if spec.kind == "file":
+            kind["type"] = click.Path(exists=True, dir_okay=False, path_type=Path)
+        fn = click.option(flag(name), name, help=f"{fmt.name}: {spec.help}", **kind)(fn)
+    return click.option("--format", "format_name", type=_format_choice(),
+                        help="Source format of every path (default: from each file's extension).")(fn)
+
+
+def _check(paths: tuple[Path, ...], format_name: str | None, format_options: dict[str, Any], as_json: bool) -> int:
+    """`cutover validate` and `cutover run --dry-run`: every check a run makes, nothing written."""
+    from dataclasses import asdict
+
+    from ops.validate import validate as check
+
+    report = check(_settings(), list(paths), format_name, format_options)
+    if as_json:
+        click.echo(json.dumps({"records": report.records, "precheck": report.precheck,
+                               "findings": [asdict(f) for f in report.findings]}, indent=2))
+    else:
+        for line in report.precheck:
+            click.echo(line)
+        for f in report.findings:
+            click.echo(f"{f.position}: {f.entity}: {f.outcome} ({f.error_class}): {f.message}")
+        click.echo(f"{report.records} record{'' if report.records == 1 else 's'} checked, "
+                   f"{len(report.findings)} would not load")
+    return exitcodes.RECORDS_FAILED if report.findings else exitcodes.OK
 
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--format", "format_name", type=FORMATS, help="Source format (default: from the file extension).")
-@click.option("--day-first", is_flag=True, help="Dates read D/M/YYYY instead of M/D/YYYY.")
-@_iteras_options
-@_csv_options
+@_format_options
+@click.option("--dry-run", is_flag=True, help="Check everything and write nothing: the same as `cutover validate`.")
 @click.option("--email", help="Send the run's report (counts, every error row attached) here when it ends (needs SMTP settings).")
 @click.option("--upsert", is_flag=True, help="Update rows whose natural key exists with different content.")
 @click.option("--wait/--no-wait", default=True, help="Wait for the run to finish, with a live display.")
@@ -119,18 +183,24 @@ def _iteras_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--timeout", type=float, default=None, help="Stop waiting after this many seconds (exit 5).")
 @click.option("--records-per-message", type=click.IntRange(1, 10_000), default=1, show_default=True,
               help="Pack N records into each message for raw speed (same keys, outcomes, dead letters and replay).")
-def run(paths: tuple[Path, ...], format_name: str | None, day_first: bool, lenient_json: bool,
-        manual_invoice_verification: bool, profile: Path | None, encoding: str | None, create_missing: bool,
-        email: str | None, upsert: bool, wait: bool, as_json: bool, local_workers: int | None, timeout: float | None,
-        records_per_message: int) -> None:
+@_log_format
+def run(paths: tuple[Path, ...], format_name: str | None, dry_run: bool, email: str | None, upsert: bool, wait: bool,
+        as_json: bool, local_workers: int | None, timeout: float | None, records_per_message: int,
+        **format_options: Any) -> None:
     """Stage FILES (or folders of them), publish one message per record in waves, and load them."""
 
     def go() -> int:
         from ops.runs import RunRequest, execute_run
+        from shared.errors import ConfigError
 
-        request = RunRequest(list(paths), format_name, day_first, upsert, wait, as_json, local_workers, timeout,
-                             lenient_json, manual_invoice_verification, profile, encoding, create_missing, email,
-                             records_per_message)
+        if dry_run:
+            if email or not wait:
+                raise ConfigError(f"--dry-run checks and writes nothing: it cannot be combined with "
+                                  f"{'--email' if email else '--no-wait'}")
+            return _check(paths, format_name, format_options, as_json)
+        request = RunRequest(paths=list(paths), format_name=format_name, format_options=format_options, upsert=upsert,
+                             wait=wait, as_json=as_json, local_workers=local_workers, timeout=timeout, email=email,
+                             records_per_message=records_per_message)
         code, doc = execute_run(_settings(), request, _console(as_json))
         if as_json:
             click.echo(json.dumps({**doc, "exit_code": code}, indent=2))
@@ -141,38 +211,12 @@ def run(paths: tuple[Path, ...], format_name: str | None, day_first: bool, lenie
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--format", "format_name", type=FORMATS, help="Source format (default: from the file extension).")
-@click.option("--day-first", is_flag=True, help="Dates read D/M/YYYY instead of M/D/YYYY.")
-@_iteras_options
-@_csv_options
+@_format_options
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
-def validate(paths: tuple[Path, ...], format_name: str | None, day_first: bool, lenient_json: bool,
-             manual_invoice_verification: bool, profile: Path | None, encoding: str | None, create_missing: bool,
-             as_json: bool) -> None:
+@_log_format
+def validate(paths: tuple[Path, ...], format_name: str | None, as_json: bool, **format_options: Any) -> None:
     """Check FILES completely without writing to the target; exit 3 when any record would fail."""
-
-    def go() -> int:
-        from dataclasses import asdict
-
-        from ops.validate import validate as check
-        from producer.readers.base import ReadOptions
-
-        options = ReadOptions(day_first=day_first, lenient_json=lenient_json,
-                              manual_invoice_verification=manual_invoice_verification, encoding=encoding,
-                              create_missing=create_missing)
-        report = check(_settings(), list(paths), format_name, options, profile)
-        if as_json:
-            click.echo(json.dumps({"records": report.records, "precheck": report.precheck,
-                                   "findings": [asdict(f) for f in report.findings]}, indent=2))
-        else:
-            for line in report.precheck:
-                click.echo(line)
-            for f in report.findings:
-                click.echo(f"{f.position}: {f.entity}: {f.outcome} ({f.error_class}): {f.message}")
-            click.echo(f"{report.records} records checked, {len(report.findings)} would not load")
-        return exitcodes.RECORDS_FAILED if report.findings else exitcodes.OK
-
-    _guard(go)
+    _guard(lambda: _check(paths, format_name, format_options, as_json))
 
 
 @main.command()
@@ -180,12 +224,14 @@ def validate(paths: tuple[Path, ...], format_name: str | None, day_first: bool, 
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.option("--limit", default=20, show_default=True, help="Runs to list.")
 def status(run_id: str | None, as_json: bool, limit: int) -> None:
-    """List runs, or show one run's counts per entity."""
+    """List runs, or show one run's counts per entity (RUN_ID `last`: the newest run or replay)."""
 
     def go() -> int:
         from ops.status import list_runs, show_run
 
-        return show_run(_settings(), run_id, as_json) if run_id else list_runs(_settings(), as_json, limit)
+        if run_id:
+            return show_run(_settings(), _run_id(run_id, replays=True), as_json)
+        return list_runs(_settings(), as_json, limit)
 
     _guard(go)
 
@@ -195,14 +241,15 @@ def status(run_id: str | None, as_json: bool, limit: int) -> None:
 @click.option("--wait/--no-wait", default=True, help="Wait for the run to finish, with a live display.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
 @click.option("--workers", "local_workers", type=int, default=None, help="Start N local worker processes.")
+@_log_format
 def resume(run_id: str, wait: bool, as_json: bool, local_workers: int | None) -> None:
     """Get a run (or replay) moving again: re-publish its unfinished chunks (loading is idempotent)."""
 
     def go() -> int:
         from ops.runs import execute_resume
 
-        code, doc = execute_resume(_settings(), run_id, wait=wait, as_json=as_json, local_workers=local_workers,
-                                   console=_console(as_json))
+        code, doc = execute_resume(_settings(), _run_id(run_id, replays=True), wait=wait, as_json=as_json,
+                                   local_workers=local_workers, console=_console(as_json))
         if as_json:
             click.echo(json.dumps({**doc, "exit_code": code}, indent=2))
         return code
@@ -216,7 +263,7 @@ def discard(run_id: str) -> None:
     """Discard RUN, abandoned while its files were read (nothing of it was loaded): `cutover status` shows it."""
 
     def go() -> int:
-        from ops.services import database
+        from ops.backends import database
         from producer.staging import undo_staging
         from shared.errors import ConfigError
         from shared.liveness import effective_state
@@ -245,13 +292,13 @@ def reconcile(run_id: str, as_json: bool) -> None:
     """Compare what RUN's source said (records, money per account) with the target; exit 6 on any difference."""
 
     def go() -> int:
+        from ops.backends import database, reading
         from ops.reconcile import reconcile as check
-        from ops.services import database, reading
 
         settings = _settings()
         database(settings)
         with reading(settings)() as session:
-            result = check(session, run_id)
+            result = check(session, _run_id(run_id))
         if as_json:
             click.echo(json.dumps(result.as_dict(), indent=2))
         else:
@@ -268,18 +315,21 @@ def reconcile(run_id: str, as_json: bool) -> None:
               help="Folder for the result files.")
 @click.option("--format", "formats", type=click.Choice(["jsonl", "csv"]), multiple=True,
               help="jsonl and/or csv (default: both).")
-def report(run_id: str, out_dir: Path, formats: tuple[str, ...]) -> None:
+@click.option("--split", is_flag=True,
+              help="Also write RUN.success.* (loaded records, with their target id) and RUN.errors.* (dead and blocked "
+                   "records, with their fields, secrets masked, and the error).")
+def report(run_id: str, out_dir: Path, formats: tuple[str, ...], split: bool) -> None:
     """Write RUN's per-record results: one row per source record (file, position, key, outcome, target id, error)."""
 
     def go() -> int:
+        from ops.backends import database, reading
         from ops.report import FORMATS, write_report
-        from ops.services import database, reading
 
         settings = _settings()
         database(settings)
         with reading(settings)() as session:
-            paths = write_report(session, run_id, out_dir, formats or FORMATS)
-        for path in paths.values():
+            paths = write_report(session, _run_id(run_id), out_dir, formats or FORMATS, split=split)
+        for path in paths:
             click.echo(f"wrote {path}")
         return exitcodes.OK
 
@@ -292,28 +342,29 @@ def dlq() -> None:
 
 
 def _letter_filters(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option("--run", "run_id", help="Only this run.")(fn)
-    fn = click.option("--entity", help="Only this entity type (e.g. User).")(fn)
-    fn = click.option("--error-class", help="Only this error class (e.g. UnknownReference).")(fn)
     fn = click.option("--outcome", type=click.Choice(["dead", "blocked"]), help="Only dead or only blocked.")(fn)
-    return fn
+    fn = click.option("--error-class", help="Only this error class (e.g. UnknownReference).")(fn)
+    fn = click.option("--entity", help="Only this entity type (e.g. User).")(fn)
+    return click.option("--run", "run_id", help="Only this run (`last`: the newest run).")(fn)
 
 
 @dlq.command("list")
 @_letter_filters
 @click.option("--state", type=click.Choice(["open", "replayed", "discarded", "superseded", "any"]), default="open",
-              show_default=True)
-@click.option("--limit", default=100, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+              show_default=True, help="open: waiting for a fix; replayed: loaded since; discarded: given up; superseded: "
+                                      "replaced by the same record's letter in a later run; any: all of them.")
+@click.option("--limit", default=100, show_default=True, help="Letters to list at most.")
+@click.option("--json", "as_json", is_flag=True, help="Print the letters as JSON.")
 def dlq_list(run_id: str | None, entity: str | None, error_class: str | None, outcome: str | None, state: str,
              limit: int, as_json: bool) -> None:
-    """List dead letters."""
+    """List dead letters, by wave and id."""
 
     def go() -> int:
         from ops.dlq import list_letters
         from producer.replay import LetterFilter
 
-        return list_letters(_settings(), LetterFilter(run_id, entity, error_class, outcome, state=state), limit, as_json)
+        letters = LetterFilter(_optional_run_id(run_id), entity, error_class, outcome, state=state)
+        return list_letters(_settings(), letters, limit, as_json)
 
     _guard(go)
 
@@ -335,9 +386,10 @@ def dlq_show(letter_id: int) -> None:
 @_letter_filters
 @click.argument("letter_ids", nargs=-1, type=int)
 @click.option("--upsert", is_flag=True, help="Update rows whose natural key exists with different content.")
-@click.option("--wait/--no-wait", default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--wait/--no-wait", default=True, help="Wait for the replay to finish, with a live display.")
+@click.option("--json", "as_json", is_flag=True, help="Print the replay as JSON.")
 @click.option("--workers", "local_workers", type=int, default=None, help="Start N local worker processes.")
+@_log_format
 def dlq_replay(letter_ids: tuple[int, ...], run_id: str | None, entity: str | None, error_class: str | None,
                outcome: str | None, upsert: bool, wait: bool, as_json: bool, local_workers: int | None) -> None:
     """Replay open dead letters (and the records blocked behind them) in wave order."""
@@ -346,7 +398,7 @@ def dlq_replay(letter_ids: tuple[int, ...], run_id: str | None, entity: str | No
         from ops.runs import execute_replay
         from producer.replay import LetterFilter
 
-        letters = LetterFilter(run_id, entity, error_class, outcome, ids=letter_ids)
+        letters = LetterFilter(_optional_run_id(run_id), entity, error_class, outcome, ids=letter_ids)
         code, doc = execute_replay(_settings(), letters, upsert=upsert, wait=wait, as_json=as_json,
                                    local_workers=local_workers, console=_console(as_json))
         if as_json:
@@ -365,14 +417,16 @@ def dlq_discard(letter_ids: tuple[int, ...], run_id: str | None, entity: str | N
     """Mark dead letters discarded: they will not be replayed (their records stay dead)."""
 
     def go() -> int:
-        from ops.services import database
+        from ops.backends import database
         from producer.replay import LetterFilter, discard
 
         if not (letter_ids or run_id or entity or error_class or outcome):
-            raise click.UsageError("name letter ids or at least one filter")
+            raise click.UsageError("name the letters to discard: their ids, or at least one of --run, --entity, "
+                                   "--error-class, --outcome")
+        letters = LetterFilter(_optional_run_id(run_id), entity, error_class, outcome, ids=letter_ids)
         if not yes and not click.confirm("discard the matching dead letters?", default=False):
             return exitcodes.OK
-        count = discard(database(_settings()), LetterFilter(run_id, entity, error_class, outcome, ids=letter_ids))
+        count = discard(database(_settings()), letters)
         click.echo(f"discarded {count} dead letter(s)")
         return exitcodes.OK
 
@@ -389,7 +443,7 @@ def db_upgrade() -> None:
     """Apply the schema migrations (Alembic) to CUTOVER_DATABASE_URL."""
 
     def go() -> int:
-        from ops.services import upgrade_database
+        from ops.backends import upgrade_database
         from shared.db import engine_for
 
         url = upgrade_database(_settings())
@@ -404,6 +458,7 @@ def db_upgrade() -> None:
               help="Comma-separated queues (default: all: control,reference,accounts,contacts,ledger,subscriptions,"
                    "services,tickets).")
 @click.option("--concurrency", "-c", type=int, help="Worker processes (default: CUTOVER_WORKER_CONCURRENCY or cores).")
+@_log_format
 @click.pass_context
 def worker(ctx: click.Context, queues: str | None, concurrency: int | None) -> None:
     """Run workers on this machine (a thin wrapper over `celery worker`; extra options pass through)."""
@@ -428,7 +483,7 @@ def worker(ctx: click.Context, queues: str | None, concurrency: int | None) -> N
 
 @main.command()
 @click.option("--port", type=int, help="Port (default: CUTOVER_FLOWER_PORT).")
-@click.option("--address", default="127.0.0.1", show_default=True)
+@click.option("--address", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--insecure-open", is_flag=True, help="Run without credentials (only allowed on localhost).")
 def flower(port: int | None, address: str, insecure_open: bool) -> None:
     """Start Flower on the configured broker (or this home's embedded Redis), with basic auth from settings."""
@@ -472,7 +527,7 @@ def operator_add(name: str, password_stdin: bool, reset: bool) -> None:
     """Add an operator NAME with a password (stored only as an Argon2id hash)."""
 
     def go() -> int:
-        from ops.services import database
+        from ops.backends import database
         from ops.web.auth import add_operator, check_name, check_password
 
         check_name(name)
@@ -502,7 +557,7 @@ def operator_list() -> None:
     """List the console's operators, their permissions and last sign-in."""
 
     def go() -> int:
-        from ops.services import database
+        from ops.backends import database
         from ops.web.auth import list_operators
 
         settings = _settings()
@@ -520,7 +575,7 @@ def operator_remove(name: str) -> None:
     """Remove an operator and end their sign-ins (the audit keeps their name)."""
 
     def go() -> int:
-        from ops.services import database
+        from ops.backends import database
         from ops.web.auth import remove_operator
 
         remove_operator(database(_settings()), name)
@@ -533,7 +588,7 @@ def operator_remove(name: str) -> None:
 @main.command()
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--accounts", default=1000, show_default=True, help="Accounts to generate.")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Random seed: the same seed and options give the same bytes.")
 @click.option("--fault-rate", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="Fraction of users with an unknown TaxCode (0 to 1).")
 @click.option("--passwords/--no-passwords", default=True, show_default=True,
@@ -588,13 +643,21 @@ def bench(records: int, database_url: str | None, broker_url: str | None, worker
     def go() -> int:
         from rich.table import Table
 
+        from shared.errors import ConfigError
+
+        try:
+            import psutil  # noqa: F401 - the benchmark's process metrics; an extra, not a runtime dependency
+        except ImportError:
+            raise ConfigError('cutover bench measures processes with psutil, which is not installed; install the bench '
+                              'extra: pip install -c constraints.txt -e ".[bench]" (in the cutover folder)') from None
         from ops.bench.run import RECORDS_PER_ACCOUNT, BenchConfig, run_bench, table
 
+        settings = _settings()
         per_account = RECORDS_PER_ACCOUNT if ledger else 6
         config = BenchConfig(
-            accounts=max(1, records // per_account),
-            database_url=database_url or os.environ.get("CUTOVER_DATABASE_URL") or "sqlite",
-            broker_url=broker_url or os.environ.get("CUTOVER_BROKER_URL") or None, out_dir=out_dir, workers=workers,
+            accounts=max(1, records // per_account), settings=settings,
+            database_url=database_url or settings.database_url or "sqlite",
+            broker_url=broker_url or settings.broker_url or None, out_dir=out_dir, workers=workers,
             scaling=tuple(int(n) for n in scaling.split(",") if n.strip()),
             naive_accounts=max(1, naive_records // per_account), packed=packed, ledger=ledger)
         console = _console()
@@ -646,7 +709,7 @@ def vault_rotate() -> None:
     listing the old one in CUTOVER_VAULT_PREVIOUS_KEYS)."""
 
     def go() -> int:
-        from ops.services import database
+        from ops.backends import database
         from ops.vault_rotation import rotate
         from shared.entities import REGISTRY
         from shared.vault import Vault
@@ -674,8 +737,10 @@ def csv_profile() -> None:
 
 @csv_profile.command("init")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--type", "import_type", required=True, type=click.Choice(["registration", "autopay", "paperless"]))
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: FILE with .profile.yaml).")
+@click.option("--type", "import_type", required=True, type=click.Choice(["registration", "autopay", "paperless"]),
+              help="The import type the profile is for.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write here (default: NAME.profile.yaml in the current folder, for FILE NAME.csv).")
 @click.option("--encoding", help="The file's encoding (default: UTF-8 with or without BOM).")
 @click.option("--force", is_flag=True, help="Overwrite an existing profile.")
 def csv_profile_init(file: Path, import_type: str, out: Path | None, encoding: str | None, force: bool) -> None:
@@ -685,14 +750,14 @@ def csv_profile_init(file: Path, import_type: str, out: Path | None, encoding: s
         from ops.profiles import init_profile
         from shared.errors import ConfigError
 
-        target = out or file.with_suffix(".profile.yaml")
+        target = out or Path(file.stem + ".profile.yaml")
         if target.exists() and not force:
             raise ConfigError(f"{target} exists; use --force to overwrite it or --out to write elsewhere")
         text, todo = init_profile(file, import_type, encoding)
         target.write_text(text, encoding="utf-8")
         click.echo(f"wrote {target}")
-        needs = "the account_number recipe" + (" and invoice_types" if import_type != "registration" else "")
-        click.echo(f"review it: {needs} need you" + (f"; no column found for {', '.join(todo)}" if todo else ""))
+        needs = "check the account_number recipe" + (" and fill in invoice_types" if import_type != "registration" else "")
+        click.echo(f"review it before use: {needs}" + (f"; no column was found for {', '.join(todo)}" if todo else ""))
         return exitcodes.OK
 
     _guard(go)

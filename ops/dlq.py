@@ -8,15 +8,13 @@ from rich.table import Table
 from sqlalchemy import select
 
 from ops import exitcodes
+from ops.backends import database, reading
 from ops.console import make_console
-from ops.services import database, reading
+from ops.report import masked_record
 from producer.replay import LetterFilter
-from shared.entities import REGISTRY
 from shared.errors import ConfigError
 from shared.schema.control import DeadLetter, StagedRecord
 from shared.settings import Settings
-from shared.vault import PREFIX as VAULT_PREFIX
-from shared.vault import SECRET_MASK
 
 
 def _letter_doc(letter: DeadLetter) -> dict[str, object]:
@@ -37,6 +35,9 @@ def list_letters(settings: Settings, letters: LetterFilter, limit: int, as_json:
     if as_json:
         print(json.dumps(docs, indent=2))
         return exitcodes.OK
+    if not docs:
+        make_console().print(_none_match(letters), highlight=False)
+        return exitcodes.OK
     table = Table(title=f"dead letters ({len(docs)} shown)")
     for column in ("id", "run", "entity", "outcome", "error", "position", "message"):
         table.add_column(column, overflow="fold")
@@ -47,9 +48,19 @@ def list_letters(settings: Settings, letters: LetterFilter, limit: int, as_json:
     return exitcodes.OK
 
 
-def masked_record(entity: str, payload: dict[str, str]) -> dict[str, str]:
-    secrets = set(REGISTRY[entity].secret_fields) if entity in REGISTRY else set()
-    return {k: (SECRET_MASK if k in secrets or str(v).startswith(VAULT_PREFIX) else v) for k, v in payload.items()}
+def _none_match(letters: LetterFilter) -> str:
+    """What an empty listing means, and where to look next."""
+    narrowed = [f"{name} {value}" for name, value in (("run", letters.run_id), ("entity", letters.entity),
+                                                       ("error class", letters.error_class), ("outcome", letters.outcome))
+                if value]
+    which = f"{letters.state} " if letters.state != "any" else ""
+    where = f" for {', '.join(narrowed)}" if narrowed else ""
+    if narrowed:
+        return f"no {which}dead letters{where} (`cutover dlq list --state any` lists every letter)"
+    if letters.state == "open":
+        return ("no open dead letters: nothing waits for a fix or a replay "
+                "(`cutover dlq list --state any` also lists the replayed and discarded ones)")
+    return f"no {which}dead letters"
 
 
 def show_letter(settings: Settings, letter_id: int) -> int:

@@ -74,7 +74,8 @@ def worker_command(settings: Settings, concurrency: int | None = None, hostname:
     """``celery worker`` for this installation: the same interpreter, the cutover app. The queues it
     consumes come from the ``worker_queues`` setting (their names carry the database's identity, which
     only the worker itself reads)."""
-    cmd = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--loglevel", settings.log_level,
+    quiet = ["--quiet"] if settings.log_format == "json" else []  # no banner: every line of the log is JSON
+    cmd = [sys.executable, "-m", "celery", "-A", "workers.app", *quiet, "worker", "--loglevel", settings.log_level,
            "--without-mingle", "--without-gossip", "-E"]
     procs = concurrency or settings.worker_concurrency or os.cpu_count() or 2
     cmd += ["--concurrency", str(procs)]

@@ -1,7 +1,7 @@
 """`cutover flower`: Flower on the configured broker, behind basic auth. Without credentials it
 refuses to start, unless told to run open and bound to localhost. On the embedded default it watches
 the bundled Redis of this home: it shares the one a running `cutover run` or `cutover console` keeps
-up, or starts it (as ``ops.services.broker`` does) and stops it when Flower ends.
+up, or starts it (as ``ops.backends.broker`` does) and stops it when Flower ends.
 
 Flower answers ``/metrics`` and ``/healthcheck`` without asking for the credentials (its handlers
 for them do not check them), so keep Flower on 127.0.0.1 (the default) or behind a proxy that

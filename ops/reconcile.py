@@ -99,7 +99,7 @@ class Reconciliation:
                    f"fix them in the file (cutover dlq list --run {self.run_id})")
         if self.ignored_tax:
             yield (f"note: taxes of {self.ignored_tax} stated by the source were ignored: their TaxCode has no rate for "
-                   "that slot (the seed's rule)")
+                   "that slot (engageip keeps a stated tax only where the TaxCode has a rate)")
         if self.computed_tax:
             yield f"note: taxes of {self.computed_tax} were computed by ApplyTax (not stated by the source)"
         yield from self.counts

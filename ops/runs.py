@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,22 +17,20 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ops import exitcodes
+from ops.backends import broker, database, reading
 from ops.embedded import LocalWorkers
 from ops.mailer import report_message, require_mail, send
 from ops.reconcile import reconcile
-from ops.services import broker, database, reading
 from ops.summary import counts_table, print_summary, run_document
-from producer.attachments import open_store
-from producer.readers.base import ReadOptions
-from producer.readers.csv_profile import Profile, load_profile
+from producer.formats import FORMATS, Preparation, SourceFile
 from producer.replay import LetterFilter, plan_replay
-from producer.staging import SourceFile, Stager, StagingResult, new_run_id, resolve_sources
+from producer.staging import Stager, StagingResult, new_run_id
 from shared.celery_app import DISPATCH_RESUME, DISPATCH_START
 from shared.dispatch import in_flight, runs_of
 from shared.entities import REGISTRY
 from shared.errors import ConfigError, SourceError
 from shared.liveness import this_process
-from shared.permissions import Policy, current_operator
+from shared.permissions import current_operator
 from shared.schema.base import utcnow
 from shared.schema.control import Run
 from shared.settings import Settings, load_settings
@@ -43,50 +41,37 @@ RETRY_SECONDS = 2.0
 T = TypeVar("T")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RunRequest:
+    """What `cutover run` was asked (and, with ``paths`` empty, how `dlq replay` and `resume` wait)."""
+
     paths: list[Path]
     format_name: str | None = None
-    day_first: bool = False
+    format_options: dict[str, Any] = field(default_factory=dict)
+    """The formats' own options by name, as given on the command line (``producer/formats.py``)."""
     upsert: bool = False
     wait: bool = True
     as_json: bool = False
     local_workers: int | None = None
     timeout: float | None = None
-    lenient_json: bool = False
-    manual_invoice_verification: bool = False
-    profile: Path | None = None
-    encoding: str | None = None
-    create_missing: bool = False
     email: str | None = None
     records_per_message: int = 1
 
 
-def csv_options(settings: Settings, sources: list[SourceFile], profile_path: Path | None,
-                permitted: bool = True) -> Profile | None:
-    """The profile a run of csv files reads through, after the permission check (``permitted``:
-    only for commands that load); None without csv."""
-    has_csv = any(s.format == "csv" for s in sources)
-    if profile_path is None:
-        if has_csv:
-            raise ConfigError("csv files are read through a mapping profile: add --profile PROFILE "
-                              "(`cutover csv profile init FILE.csv --type TYPE` writes one)")
-        return None
-    if not has_csv:
-        raise ConfigError("--profile is for csv files, and none is among the inputs")
-    profile = load_profile(profile_path)
-    if permitted:
-        Policy.from_settings(settings).check_import(current_operator(settings), profile.import_type)
-    return profile
+def ready_sources(settings: Settings, sf: sessionmaker[Session], paths: list[Path], format_name: str | None,
+                  format_options: dict[str, Any], loads: bool = True) -> list[SourceFile]:
+    """The input files with their formats' options readied (a csv profile loaded and, when the command
+    loads, the operator's permission checked), before anything is staged."""
+    sources = FORMATS.resolve(paths, format_name)
+    if not sources:
+        raise ConfigError(f"no input files in {', '.join(map(str, paths))}")
+    return FORMATS.ready(sources, format_options, Preparation(settings, sf, loads=loads))
 
 
 def execute_run(settings: Settings, request: RunRequest, console: Console) -> tuple[int, dict[str, Any]]:
     _refuse_no_wait_on_embedded(settings, request.wait)
     sf = database(settings)
-    sources = resolve_sources(request.paths, request.format_name)
-    if not sources:
-        raise ConfigError(f"no input files in {', '.join(map(str, request.paths))}")
-    profile = csv_options(settings, sources, request.profile)
+    sources = ready_sources(settings, sf, request.paths, request.format_name, request.format_options)
     if request.email:
         if not request.wait:
             raise ConfigError("--email sends the report when the run ends: it cannot be combined with --no-wait")
@@ -94,11 +79,11 @@ def execute_run(settings: Settings, request: RunRequest, console: Console) -> tu
     run_id = new_run_id()
     with broker(settings, request.local_workers) as (app, workers):
         try:
-            staged = stage_run(settings, sf, sources, request, profile, run_id, _who(settings))
+            staged = stage_run(settings, sf, sources, request, run_id, _who(settings))
         except SourceError as exc:
             console.print(f"[red]run {run_id} refused:[/red] {exc}\nNothing was loaded.")
             return exitcodes.REFUSED, {"run_id": run_id, "state": "refused", "message": str(exc)}
-        checked = staged.precheck.lines() if staged.precheck else []
+        checked = staged.precheck
         if not request.as_json:
             console.print(f"run {staged.run_id}: staged {sum(staged.read.values())} records from {len(sources)} file(s)")
             for line in checked:
@@ -115,22 +100,13 @@ def execute_run(settings: Settings, request: RunRequest, console: Console) -> tu
 
 
 def stage_run(settings: Settings, sf: sessionmaker[Session], sources: list[SourceFile], request: RunRequest,
-              profile: Profile | None, run_id: str, started_by: str) -> StagingResult:
-    """Read and stage a run's files (SourceError when the run is refused): the part of `cutover run`
-    that the web console shares; ``started_by`` is kept in the run's options."""
-    day_first = request.day_first or settings.day_first
-    stager = Stager(sf, REGISTRY, Vault.from_settings(settings), settings.chunk_size,
-                    open_store(settings.attachment_store, sf, settings.home, settings.attachment_max_mb),
-                    max_field_chars=settings.max_field_chars)
-    options = ReadOptions(day_first=day_first, lenient_json=request.lenient_json,
-                          manual_invoice_verification=request.manual_invoice_verification, profile=profile,
-                          encoding=request.encoding, create_missing=request.create_missing)
-    return stager.stage(sources, options, {
-        "upsert": request.upsert, "date_order": "day-first" if day_first else "month-first",
-        "lenient_json": request.lenient_json, "manual_invoice_verification": request.manual_invoice_verification,
-        "profile": str(request.profile) if request.profile else None, "create_missing": request.create_missing,
-        "records_per_message": request.records_per_message, "started_by": started_by,
-    }, run_id=run_id)
+              run_id: str, started_by: str) -> StagingResult:
+    """Read and stage a run's files (readied by :func:`ready_sources`; SourceError when the run is
+    refused): the part of `cutover run` the web console shares. ``started_by`` is kept in the run's options."""
+    stager = Stager(sf, REGISTRY, Vault.from_settings(settings), settings.chunk_size, settings.max_field_chars)
+    options = {"upsert": request.upsert, "records_per_message": request.records_per_message, "started_by": started_by,
+               **FORMATS.recorded(sources)}
+    return stager.stage(sources, options, run_id=run_id)
 
 
 def _who(settings: Settings) -> str:
@@ -166,7 +142,7 @@ def execute_replay(settings: Settings, letters: LetterFilter, *, upsert: bool, w
                       "fix the source file and run it again, or discard them")
     if plan.replay_id is None:
         if not as_json:
-            console.print("nothing to replay")
+            console.print("nothing to replay: no open dead letter matches (`cutover dlq list` shows the open ones)")
         return exitcodes.OK, {"state": "nothing to replay", "not_replayable": plan.not_replayable}
     if not as_json:
         detail = ", ".join(f"{n} {e}" for e, n in sorted(plan.by_entity.items()))

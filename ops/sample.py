@@ -32,8 +32,8 @@ byte-for-byte as it was (the ledger draws from its own stream, seeded from the s
 
 The ledger is written in blocks of ``accounts_per_close`` accounts (default 100). Inside a block, each
 month is one section in account order, ended by a bare ``<CloseInvoice CloseInvoice=""/>``, which closes
-the open invoice of every account the section touched (FORMATS.md: "with no User, closes the open
-invoice of every account that received a Debit/Credit since the previous CloseInvoice"). So closes are
+the open invoice of every account the section touched (docs/formats.md, "Which invoice a line goes on":
+a bare close closes the open invoice of every account that got a line since the previous close). So closes are
 few (three per block), an account's records sit within its block and a contiguous range of records
 touches few accounts, and no close is a giant: a bare close is one record whose worker finds, locks and
 closes every invoice it covers in one transaction, and the producer keeps every covered invoice open in
@@ -59,8 +59,11 @@ from pathlib import Path
 from typing import IO
 from xml.sax.saxutils import quoteattr
 
-__all__ = ["ACCOUNTS_PER_CLOSE", "CHILD_EVERY", "LEDGER_MIX", "POINTS_PER_ACCOUNT", "UNKNOWN_TAX_CODES", "account_name",
-           "expected_counts", "write_engageip_sample"]
+__all__ = ["ACCOUNTS_PER_CLOSE", "AREA_CODES", "BILL_GROUPS", "CHILD_EVERY", "COMPANIES", "CONTACT_TYPES", "CREDIT_RATINGS",
+           "CULTURES", "CURRENCIES", "EMAIL_DOMAINS", "FIRST_NAMES", "LANGUAGES", "LAST_NAMES", "LEDGER_MIX", "OWNER",
+           "PASSWORD_WORDS", "POINTS_PER_ACCOUNT", "ROLES", "TITLES", "UNKNOWN_TAX_CODES", "XML_FOOTER", "XML_HEADER",
+           "account_name", "expected_counts", "reference_lines", "slug", "write_engageip_sample"]
+"""The public names, the ones ``ops.bench.bigfile`` builds its faster file from."""
 
 OWNER = "Harbourview Communications"
 CHILD_EVERY = 10
@@ -255,14 +258,15 @@ def _named(tag: str, names: Iterable[str]) -> Iterator[tuple[str, Attrs]]:
     return ((tag, [("Name", name)]) for name in names)
 
 
-def _reference_lines(ledger: bool = False) -> Iterable[str]:
+def reference_lines(ledger: bool = False) -> Iterable[str]:
+    """The reference data's elements, one line each (``ops.bench.bigfile`` writes the same ones)."""
     return (_element(tag, attrs) for tag, attrs in _reference_items(ledger))
 
 
 def _write_reference(path: Path, ledger: bool) -> Path:
     with _open_xml(path) as out:
         out.write(XML_HEADER)
-        out.writelines(_reference_lines(ledger))
+        out.writelines(reference_lines(ledger))
         out.write(XML_FOOTER)
     return path
 
@@ -368,7 +372,7 @@ def _write_contact(spools: dict[str, IO[str]], rng: random.Random, user: str, pe
     key = [("User", user), ("ContactName", contact_name)]
     spools["Contact"].write(_element("Contact", attrs))
     with_email, with_phone = points
-    email = f"{_slug(first)}.{_slug(last)}{rng.randint(1, 999)}@{_email_domain(rng, company)}"
+    email = f"{slug(first)}.{slug(last)}{rng.randint(1, 999)}@{_email_domain(rng, company)}"
     if with_email:
         spools["ContactEmail"].write(_element("ContactEmail", key + [("Email", email), ("ContactType", contact_type)]))
     phone_type = "Work Phone" if company else rng.choice(("Home Phone", "Mobile Phone"))
@@ -379,7 +383,7 @@ def _write_contact(spools: dict[str, IO[str]], rng: random.Random, user: str, pe
 
 
 def _email_domain(rng: random.Random, company: str | None) -> str:
-    return f"{_slug(company)}.com" if company else rng.choice(EMAIL_DOMAINS)
+    return f"{slug(company)}.com" if company else rng.choice(EMAIL_DOMAINS)
 
 
 def _password(rng: random.Random) -> str:
@@ -397,7 +401,7 @@ def _date(rng: random.Random) -> str:
 _SLUGS: dict[str, str] = {}
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
     """ASCII letters and digits only ('Côté' → 'cote', 'Smith & Sons' → 'smithsons'); memoised, the inputs are few."""
     slug = _SLUGS.get(text)
     if slug is None:

@@ -16,6 +16,9 @@ from shared.schema.subscriptions import Subscription
 from shared.sweeper import recent_events
 
 COLUMNS = ("read", *OUTCOMES)
+WHAT_IT_DOES = {"staging": "still reading its files", "ready": "staged, waiting for a worker on the control queue",
+                "running": "still loading", "interrupted": "interrupted: nothing works on it any more",
+                "abandoned": "abandoned while its files were read"}
 
 
 def run_document(session: Session, run_id: str) -> dict[str, Any]:
@@ -31,6 +34,7 @@ def run_document(session: Session, run_id: str) -> dict[str, Any]:
         "run_id": run.id, "kind": run.kind, "state": state, "files": run.files, "message": run.message or _advice(run.id, state),
         "created_at": run.created_at.isoformat(timespec="seconds"),
         "finished_at": run.finished_at.isoformat(timespec="seconds") if run.finished_at else None,
+        "duration_seconds": round((run.finished_at - run.created_at).total_seconds(), 1) if run.finished_at else None,
         "entities": entities, "totals": totals,
         "balanced": not unbalanced if run.state == "completed" else None, "unbalanced": sorted(unbalanced),
         "events": [f"{at.isoformat(timespec='seconds')} {message}" for at, message in recent_events(session, run_id)],
@@ -112,9 +116,12 @@ def print_summary(console: Console, session: Session, run_id: str) -> dict[str, 
         console.print(f"[yellow]go-live:[/yellow] {reminder}")
     for event in doc["events"]:
         console.print(f"[yellow]healed:[/yellow] {event}", highlight=False)
+    if doc["state"] == "refused":
+        console.print(f"refused, nothing was loaded: {doc['message']}", highlight=False, markup=False)
+        return doc
     if doc["balanced"] is None:
-        console.print(f"run {doc['run_id']} is {doc['state']}: {doc['totals']['pending']} record(s) still to load",
-                      highlight=False)
+        console.print(f"the run is {WHAT_IT_DOES.get(doc['state'], doc['state'])}: "
+                      f"{doc['totals']['pending']:,} record(s) not loaded yet")
         return doc
     verdict = "holds" if doc["balanced"] else f"DOES NOT HOLD for {', '.join(doc['unbalanced'])}"
     console.print(f"read = committed + skipped + dead + blocked {verdict} "

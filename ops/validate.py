@@ -6,22 +6,21 @@ target database that is rolled back at the end."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from ops.runs import csv_options
-from ops.services import database
-from producer.attachments import open_store
-from producer.readers.base import ReadOptions
-from producer.staging import Stager, resolve_sources
+from ops.backends import database
+from ops.runs import ready_sources
+from producer.staging import Stager
 from shared.db import engine_for
 from shared.dialects import DRY_RUN
 from shared.entities import REGISTRY
 from shared.envelope import Envelope
-from shared.errors import ConfigError, Position
+from shared.errors import Position
 from shared.schema.control import DeadLetter, StagedRecord
 from shared.settings import Settings
 from shared.vault import Vault
@@ -45,26 +44,20 @@ class ValidationReport:
     precheck: list[str] = field(default_factory=list)
 
 
-def validate(settings: Settings, paths: list[Path], format_name: str | None, options: ReadOptions,
-             profile_path: Path | None = None) -> ValidationReport:
-    """Raises SourceError for a file that cannot be read at all."""
+def validate(settings: Settings, paths: list[Path], format_name: str | None = None,
+             format_options: dict[str, Any] | None = None) -> ValidationReport:
+    """``format_options``: the formats' own options by name, as for `cutover run`. Raises SourceError
+    for a file that cannot be read at all."""
     logging.getLogger("cutover.worker").setLevel(logging.ERROR)  # findings are the report, not log lines
     database(settings)
-    sources = resolve_sources(paths, format_name)
-    if not sources:
-        raise ConfigError(f"no input files in {', '.join(map(str, paths))}")
-    options = replace(options, profile=csv_options(settings, sources, profile_path, permitted=False))
     vault, loaders = Vault.from_settings(settings), load_all()
     with engine_for(settings.effective_database_url).connect() as conn:
         outer = conn.begin()
         try:
             sf = sessionmaker(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False,
                               info={DRY_RUN: True})
-            if settings.day_first:
-                options = replace(options, day_first=True)
-            store = open_store(settings.attachment_store, sf, settings.home, settings.attachment_max_mb)
-            staged = Stager(sf, REGISTRY, vault, settings.chunk_size, store, settings.max_field_chars).stage(
-                sources, options, {"validate": True})
+            sources = ready_sources(settings, sf, paths, format_name, format_options or {}, loads=False)
+            staged = Stager(sf, REGISTRY, vault, settings.chunk_size, settings.max_field_chars).stage(sources, {"validate": True})
             run_id = staged.run_id
             with sf() as session:
                 pending = session.execute(
@@ -75,8 +68,7 @@ def validate(settings: Settings, paths: list[Path], format_name: str | None, opt
                                       r.payload) for r in pending]
             for env in envelopes:
                 process_record(sf, REGISTRY, vault, loaders, REGISTRY[env.entity], env, 1)
-            report = ValidationReport(records=sum(staged.read.values()),
-                                      precheck=staged.precheck.lines() if staged.precheck else [])
+            report = ValidationReport(records=sum(staged.read.values()), precheck=staged.precheck)
             with sf() as session:
                 for letter in session.scalars(select(DeadLetter).where(DeadLetter.run_id == run_id)
                                               .order_by(DeadLetter.source_file, DeadLetter.line)):

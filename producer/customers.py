@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from producer.readers.base import RawRecord
+from producer.steps import StagingStep
 from shared.derived import ASSIGNED_ID
 from shared.schema.control import LedgerEntry, StagedRecord
 from shared.schema.subscriptions import Customer
@@ -28,6 +29,18 @@ def highest_given_id(raw: RawRecord, highest: int) -> int:
     if raw.entity == CUSTOMER and raw.error is None and raw.fields.get("id"):
         return max(highest, int(raw.fields["id"]))
     return highest
+
+
+class CustomerIdStep(StagingStep):
+    """iteras's staging step: the highest id the run imports, then ids for the customers without one."""
+
+    highest = 0
+
+    def observe(self, raw: RawRecord) -> None:
+        self.highest = highest_given_id(raw, self.highest)
+
+    def settle(self, session: Session, run_id: str) -> None:
+        assign_customer_ids(session, run_id, self.highest)
 
 
 def assign_customer_ids(session: Session, run_id: str, highest_in_run: int) -> int:

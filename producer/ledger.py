@@ -16,12 +16,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from producer.readers.base import RawRecord
 from producer.readers.values import MONEY_LIMIT
+from producer.steps import StagingStep
 from shared.errors import InvalidValue, RecordError, RuleViolation
 from shared.money import INVOICE_LINES, LEDGER_ENTITIES, MONEY_RECORDS, Figures, source_figures
 from shared.schema.control import InvoicePlan, LedgerEntry, SourceTotal, StagedRecord
@@ -153,6 +156,29 @@ class InvoicePlanner:
             out.extend(self.open.values())
             self.open.clear()
         return out
+
+
+class LedgerStep(StagingStep):
+    """engageip's staging step: invoice plans while reading, written with each batch; the source's
+    money per account at the end; sequence numbers against the target once reading is over."""
+
+    def __init__(self, options: Any = None) -> None:
+        super().__init__(options)
+        self.planner = InvoicePlanner()
+
+    def start_file(self, path: Path) -> None:
+        self.planner.start_file()
+
+    def observe(self, raw: RawRecord) -> None:
+        self.planner.observe(raw)
+
+    def flush(self, session: Session, run_id: str, final: bool) -> None:
+        write_plans(session, run_id, self.planner.drain(final=final))
+        if final:
+            write_totals(session, run_id, self.planner.totals)
+
+    def settle(self, session: Session, run_id: str) -> None:
+        resolve_plans(session, run_id)
 
 
 def _check_rules(raw: RawRecord) -> None:

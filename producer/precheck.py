@@ -14,16 +14,21 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from producer.readers.csv_import import ENTITY_OF
 from producer.readers.csv_profile import Profile
+from producer.steps import StagingStep
 from shared.errors import SourceError
 from shared.hints import hint_for
 from shared.schema.control import StagedRecord
 from shared.schema.target import Account, ReferenceItem
+
+if TYPE_CHECKING:
+    from producer.formats import CsvOptions
 
 LISTED = 20
 _NAMES_PER_QUERY = 1000
@@ -55,6 +60,24 @@ class Precheck:
             out.append("  no blocking errors; every account number exists" if self.import_type != "registration"
                        else "  no blocking errors")
         return out
+
+
+class PrecheckStep(StagingStep):
+    """csv's staging step: the pre-check, once the whole file is staged; its summary is shown before
+    anything loads."""
+
+    options: CsvOptions
+
+    def __init__(self, options: CsvOptions) -> None:
+        super().__init__(options)
+        self.result: Precheck | None = None
+
+    def settle(self, session: Session, run_id: str) -> None:
+        if self.options.mapping is not None:
+            self.result = precheck(session, run_id, self.options.mapping, self.options.create_missing)
+
+    def summary(self) -> list[str]:
+        return self.result.lines() if self.result else []
 
 
 def precheck(session: Session, run_id: str, profile: Profile, create_missing: bool) -> Precheck:

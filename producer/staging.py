@@ -5,9 +5,9 @@ the producer everything that depends on file order, so no worker ever does:
 * duplicate natural keys inside the run (the earlier record wins: a later identical one is skipped,
   a later different one is a conflict);
 * chunk numbers per wave, the unit of dispatch;
-* which invoice each ledger line belongs to, and the source's money per account
-  (``producer.ledger``);
-* the ids of customers the source gave none (``producer.customers``).
+* what each format settles itself, through its staging steps (``producer/steps.py``): the invoice
+  of each ledger line and the source's money per account (``producer.ledger``), the ids of
+  customers the source gave none (``producer.customers``), the csv pre-check (``producer.precheck``).
 
 Memory stays flat: records go to the database in batches, and only per-entity counters are kept.
 A file-level error (not well-formed, DTD, unreadable) refuses the whole run: nothing staged remains.
@@ -18,23 +18,20 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from difflib import get_close_matches
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from producer.attachments import AttachmentStore
-from producer.customers import assign_customer_ids, highest_given_id
-from producer.ledger import InvoicePlanner, Plan, resolve_plans, write_plans, write_totals
-from producer.precheck import Precheck, precheck
-from producer.readers.base import RawRecord, ReadOptions, detect_format, reader_for
+from producer.formats import FORMATS, SourceFile
+from producer.readers.base import RawRecord
+from producer.steps import StagingStep
 from shared.envelope import content_digest, idempotency_key, natural_key_text, show_key
-from shared.errors import Conflict, RecordError, SourceError, UnknownName
+from shared.errors import Conflict, Position, RecordError, SourceError, UnknownName
 from shared.letters import supersede_earlier_letters
 from shared.limits import check_values
 from shared.liveness import this_process
@@ -49,21 +46,12 @@ BATCH = 2000
 
 
 @dataclass
-class SourceFile:
-    path: Path
-    format: str
-
-
-@dataclass
 class StagingResult:
     run_id: str
     read: Counter[str] = field(default_factory=Counter)
     dead_at_read: int = 0
-    duplicates_skipped: int = 0
-    conflicts: int = 0
-    highest_customer_id: int = 0
-    precheck: Precheck | None = None
-    """csv runs: the pre-check's findings (blocking ones refuse the run instead)."""
+    precheck: list[str] = field(default_factory=list)
+    """What the formats' staging steps say before anything loads (the csv pre-check's summary)."""
 
 
 def new_run_id(kind: str = "run") -> str:
@@ -71,54 +59,37 @@ def new_run_id(kind: str = "run") -> str:
     return f"{'r' if kind == 'run' else 'x'}{stamp}-{uuid.uuid4().hex[:6]}"
 
 
-def resolve_sources(paths: Iterable[Path], format_name: str | None) -> list[SourceFile]:
-    """Files named directly, or every file of a known format inside a named folder (sorted).
-    A format that has no reader is refused here, before any run exists."""
-    out: list[SourceFile] = []
-    for path in paths:
-        if path.is_dir():
-            for child in sorted(p for p in path.iterdir() if p.is_file()):
-                try:
-                    out.append(SourceFile(child, format_name or detect_format(child)))
-                except Exception:
-                    continue
-        else:
-            out.append(SourceFile(path, format_name or detect_format(path)))
-    for source in out:
-        reader_for(source.format)
-    return out
-
-
 class Stager:
     """Writes one run's records into the control tables."""
 
     def __init__(self, sf: sessionmaker[Session], registry: Registry, vault: Vault, chunk_size: int,
-                 attachments: AttachmentStore | None = None, max_field_chars: int = 1_000_000) -> None:
+                 max_field_chars: int = 1_000_000) -> None:
         self.sf, self.registry, self.vault, self.chunk_size = sf, registry, vault, chunk_size
-        self.attachments, self.max_field_chars = attachments, max_field_chars
+        self.max_field_chars = max_field_chars
         self.secret_names = {s.casefold() for e in registry for s in e.secret_fields}
 
-    def stage(self, sources: list[SourceFile], options: ReadOptions, run_options: dict[str, Any],
-              run_id: str | None = None) -> StagingResult:
+    def stage(self, sources: list[SourceFile], run_options: dict[str, Any], run_id: str | None = None) -> StagingResult:
+        """Stage every source (read through its format's options, ``producer/formats.py``) as one run."""
         run_id = run_id or new_run_id()
         with self.sf.begin() as session:
             session.add(Run(id=run_id, kind="run", state="staging", options=run_options,
                             files=[str(s.path) for s in sources], owner=this_process(), heartbeat_at=utcnow()))
         result = StagingResult(run_id)
-        if options.attachments is None:
-            options = replace(options, attachments=self.attachments)
+        steps = staging_steps(sources)
         try:
-            self._stage_files(run_id, sources, options, result)
+            self.stage_files(run_id, sources, steps, result)
             with self.sf.begin() as session:
                 self._number_repeats(session, run_id)
-                self._settle_duplicate_keys(session, run_id, result)
+                _log_read_failures(session, run_id)
+                self._settle_duplicate_keys(session, run_id)
                 supersede_earlier_letters(session, run_id)
-                resolve_plans(session, run_id)
-                assign_customer_ids(session, run_id, result.highest_customer_id)
-                if options.profile is not None:
-                    result.precheck = precheck(session, run_id, options.profile, options.create_missing)
+                for step in _all(steps):
+                    step.settle(session, run_id)
                 self._write_dispatch_plan(session, run_id, result)
                 session.get_one(Run, run_id).state = "ready"
+            result.precheck = [line for step in _all(steps) for line in step.summary()]
+            log.info("run %s staged: %d record(s) from %d file(s), %d refused at read", run_id, sum(result.read.values()),
+                     len(sources), result.dead_at_read, extra={"run_id": run_id, "records": sum(result.read.values())})
         except SourceError as exc:
             self.refuse(run_id, str(exc))
             raise
@@ -131,28 +102,47 @@ class Stager:
         """Undo a run's staging and keep only its refusal, so nothing of it can be loaded."""
         with self.sf.begin() as session:
             undo_staging(session, run_id, "refused", message)
+        log.info("run %s refused: %s", run_id, message, extra={"run_id": run_id})
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def _stage_files(self, run_id: str, sources: list[SourceFile], options: ReadOptions, result: StagingResult) -> None:
+    def stage_files(self, run_id: str, sources: list[SourceFile], steps: dict[str, list[StagingStep]],
+                    result: StagingResult, *, keep_rows: bool = True) -> None:
+        """The per-record work of staging, in read order: read, let the format's steps observe,
+        protect secrets, digest, keys, chunk numbers; then write the rows ``BATCH`` at a time, with
+        the steps' own writes. ``keep_rows=False`` builds every row and drops it (the memory
+        benchmark measures the reading path alone)."""
+        for batch, final in self.read_batches(run_id, sources, steps, result):
+            with self.sf.begin() as session:
+                session.execute(update(Run).where(Run.id == run_id).values(heartbeat_at=utcnow()))
+                if keep_rows:
+                    self._write(session, run_id, batch)
+                for step in _all(steps):
+                    step.flush(session, run_id, final)
+
+    def read_batches(self, run_id: str, sources: list[SourceFile], steps: dict[str, list[StagingStep]],
+                     result: StagingResult) -> Iterator[tuple[list[tuple[dict[str, Any], RecordError | None]], bool]]:
+        """Rows to stage, ``BATCH`` at a time, each with whether it is the last (which may be empty);
+        memory holds one batch."""
         seen_per_wave: Counter[int] = Counter()
         batch: list[tuple[dict[str, Any], RecordError | None]] = []
-        planner = InvoicePlanner()
         for source in sources:
-            planner.start_file()
-            for raw in reader_for(source.format).read(source.path, options):
-                planner.observe(raw)
-                result.highest_customer_id = highest_given_id(raw, result.highest_customer_id)
+            fmt = FORMATS[source.format]
+            mine = steps.get(source.format, [])
+            for step in mine:
+                step.start_file(source.path)
+            options = source.options if source.options is not None else fmt.options()
+            for raw in fmt.reader().read(source.path, options):
+                for step in mine:
+                    step.observe(raw)
                 batch.append(self._row(run_id, raw, seen_per_wave))
                 result.read[raw.entity] += 1
                 if raw.error is not None:
                     result.dead_at_read += 1
                 if len(batch) >= BATCH:
-                    self._flush(batch, run_id, planner.drain())
+                    yield batch, False
                     batch = []
-        self._flush(batch, run_id, planner.drain(final=True))
-        with self.sf.begin() as session:
-            write_totals(session, run_id, planner.totals)
+        yield batch, True
 
     def _row(self, run_id: str, raw: RawRecord, seen_per_wave: Counter[int]) -> tuple[dict[str, Any], RecordError | None]:
         if raw.error is None:
@@ -202,20 +192,17 @@ class Stager:
                 digest_fields[name] = self.vault.digest(value)
         return payload, digest_fields
 
-    def _flush(self, batch: list[tuple[dict[str, Any], RecordError | None]], run_id: str, plans: list[Plan]) -> None:
+    def _write(self, session: Session, run_id: str, batch: list[tuple[dict[str, Any], RecordError | None]]) -> None:
         rows = [{k: v for k, v in row.items() if not k.startswith("_")} for row, _ in batch]
-        with self.sf.begin() as session:
-            session.execute(update(Run).where(Run.id == run_id).values(heartbeat_at=utcnow()))
-            write_plans(session, run_id, plans)
-            if not rows:
-                return
-            ids = session.scalars(insert(StagedRecord).returning(StagedRecord.id, sort_by_parameter_order=True), rows).all()
-            letters = [
-                self._read_letter(record_id, row, error)
-                for record_id, (row, error) in zip(ids, batch, strict=True) if error is not None
-            ]
-            if letters:
-                session.execute(insert(DeadLetter), letters)
+        if not rows:
+            return
+        ids = session.scalars(insert(StagedRecord).returning(StagedRecord.id, sort_by_parameter_order=True), rows).all()
+        letters = [
+            self._read_letter(record_id, row, error)
+            for record_id, (row, error) in zip(ids, batch, strict=True) if error is not None
+        ]
+        if letters:
+            session.execute(insert(DeadLetter), letters)
 
     def _read_letter(self, record_id: int, row: dict[str, Any], error: RecordError) -> dict[str, Any]:
         value = error.value
@@ -244,7 +231,7 @@ class Stager:
                 session.execute(update(StagedRecord).where(StagedRecord.id == record_id)
                                 .values(key=idempotency_key(digest, occurrence)))
 
-    def _settle_duplicate_keys(self, session: Session, run_id: str, result: StagingResult) -> None:
+    def _settle_duplicate_keys(self, session: Session, run_id: str) -> None:
         """Same natural key twice in one run: the earlier record wins, whatever order workers run in."""
         groups = session.execute(
             select(StagedRecord.entity, StagedRecord.natural_key)
@@ -260,12 +247,13 @@ class Stager:
             ).all()
             first = records[0]
             for later in records[1:]:
+                row = {"run_id": run_id, "entity": entity, "key": later.key, "source_file": later.source_file,
+                       "line": later.line, "col": later.col}
                 if later.digest == first.digest:
                     later.status = "skipped"
-                    result.duplicates_skipped += 1
+                    _log_outcome(row, "skipped", None, f"repeats {first.source_file}:{first.line}")
                     continue
                 later.status = "dead"
-                result.conflicts += 1
                 names = "+".join(self.registry[entity].natural_key)
                 error = Conflict(
                     f"{entity} with {names} {show_key(natural)!r} appears earlier in the run with different content "
@@ -280,6 +268,7 @@ class Stager:
                 }, error)
                 letter["stage"] = "load"
                 session.add(DeadLetter(**letter))
+                _log_outcome(row, "dead", error, "at staging")
 
     def _write_dispatch_plan(self, session: Session, run_id: str, result: StagingResult) -> None:
         for entity, count in result.read.items():
@@ -298,6 +287,45 @@ def undo_staging(session: Session, run_id: str, state: str, message: str) -> Non
     session.execute(delete(RunEntity).where(RunEntity.run_id == run_id))
     run = session.get_one(Run, run_id)
     run.state, run.message, run.owner = state, message, None
+
+
+def _log_read_failures(session: Session, run_id: str) -> None:
+    """A line per record refused at read, once its key is final (repeats are numbered)."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    query = (select(StagedRecord.entity, StagedRecord.key, StagedRecord.source_file, StagedRecord.line, StagedRecord.col,
+                    DeadLetter.error_class, DeadLetter.message)
+             .join(DeadLetter, DeadLetter.record_id == StagedRecord.id)
+             .where(StagedRecord.run_id == run_id, DeadLetter.stage == "read").order_by(StagedRecord.id))
+    for entity, key, source_file, line, col, error_class, message in session.execute(query):
+        row = {"run_id": run_id, "entity": entity, "key": key, "source_file": source_file, "line": line, "col": col}
+        _log_outcome(row, "dead", None, f"at read: {message}", error_class)
+
+
+def _log_outcome(row: dict[str, Any], outcome: str, error: RecordError | None, when: str,
+                 error_class: str | None = None) -> None:
+    """One line per record whose outcome the producer settles itself (never its values: they may be secret)."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    position = str(Position(row["source_file"], row["line"], row["col"]))
+    log.info("%s (%s) %s %s%s", row["entity"], position, outcome, when, f": {error}" if error else "",
+             extra={"run_id": row["run_id"], "entity": row["entity"], "record_key": row["key"], "position": position,
+                    "outcome": outcome, "error_class": error.error_class if error else error_class})
+
+
+def staging_steps(sources: list[SourceFile]) -> dict[str, list[StagingStep]]:
+    """One of each staging step of every format among the sources, made with that format's options."""
+    steps: dict[str, list[StagingStep]] = {}
+    for source in sources:
+        if source.format not in steps:
+            fmt = FORMATS[source.format]
+            options = source.options if source.options is not None else fmt.options()
+            steps[source.format] = [make(options) for make in fmt.steps]
+    return steps
+
+
+def _all(steps: dict[str, list[StagingStep]]) -> list[StagingStep]:
+    return [step for mine in steps.values() for step in mine]
 
 
 def write_dispatch_waves(session: Session, dispatch_id: str) -> None:

@@ -49,6 +49,7 @@ class Settings:
     flower_password: str = field(default="", metadata={"doc": "Flower basic-auth password."})
     flower_port: int = field(default=5555, metadata={"doc": "Port Flower listens on."})
     log_level: str = field(default="INFO", metadata={"doc": "Worker log level."})
+    log_format: str = field(default="text", metadata={"doc": "Log lines as text, or json: one JSON object a line, with run_id, entity, record_key and outcome as fields of their own (workers, and the commands that log: run, validate, resume, dlq replay)."})
     operator: str = field(default="", metadata={"doc": "Who runs the commands, for permissions (empty: the operating-system user)."})
     operators: str = field(default="", metadata={"doc": "Operators and their permissions, `name=perm+perm; name=` (permission `import`: every csv import type; without it, only paperless). Empty: the local operator may do everything."})
     smtp_host: str = field(default="", metadata={"doc": "SMTP server for `--email` reports (empty: e-mailing is off and --email is refused)."})
@@ -121,6 +122,10 @@ class Settings:
         return replace(self, **changes)
 
 
+_KIND_WORDS = {"int": "a whole number", "<class 'int'>": "a whole number", "float": "a number",
+               "<class 'float'>": "a number", "Path": "a path"}
+
+
 def _coerce(name: str, raw: Any, kind: Any) -> Any:
     try:
         if kind in (int, "int"):
@@ -135,7 +140,7 @@ def _coerce(name: str, raw: Any, kind: Any) -> Any:
             return Path(str(raw)).expanduser()
         return str(raw)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"setting {name}: {raw!r} is not a valid {kind}") from exc
+        raise ConfigError(f"setting {name}: {raw!r} is not {_KIND_WORDS.get(str(kind), f'a valid {kind}')}") from exc
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -167,6 +172,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(f"password_hash must be one of {', '.join(PASSWORD_SCHEMES)}, not {settings.password_hash!r}")
     if settings.date_order not in ("month-first", "day-first"):
         raise ConfigError(f"date_order must be month-first or day-first, not {settings.date_order!r}")
+    if settings.log_format not in ("text", "json"):
+        raise ConfigError(f"log_format must be text or json, not {settings.log_format!r}")
     return settings
 
 

@@ -17,6 +17,7 @@ from shared.db import engine_for
 from shared.entities import REGISTRY
 from shared.errors import ConfigError
 from shared.identity import wait_for_installation
+from shared.logs import configure_logging
 from shared.settings import load_settings
 from workers.runtime import reset_after_fork
 from workers.sweeper import Sweeper
@@ -25,8 +26,10 @@ from workers.tasks import register_tasks
 REFUSED = 4  # as ops/exitcodes.py
 
 
+settings = load_settings()
+
+
 def _build() -> Any:
-    settings = load_settings()
     try:
         identity = wait_for_installation(engine_for(settings.effective_database_url))
         built = build_app(settings, REGISTRY, identity, only=settings.worker_queue_list)
@@ -48,5 +51,5 @@ def _fresh_connections(**_: Any) -> None:
 
 @setup_logging.connect
 def _logging(loglevel: Any = None, **_: Any) -> None:
-    logging.basicConfig(level=loglevel or logging.INFO,
-                        format="%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s")
+    """Text, or JSON lines with the record's fields (``log_format``), for every logger of the worker."""
+    configure_logging(settings.log_format, loglevel or logging.INFO)

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.envelope import Envelope, natural_key_text
 from shared.errors import Blocked, LoaderCrashed, RecordError
 from shared.limits import ColumnTooLong
+from shared.logs import record_fields
 from shared.registry import EntityType, Registry
 from shared.schema.base import utcnow
 from shared.schema.control import DeadLetter, LedgerEntry, StagedRecord
@@ -201,7 +202,8 @@ def _run(tx: _Transaction, registry: Registry, vault: Vault, loaders: dict[str, 
                 raise _RecordFailed()
             tx.outcomes[env.record_id] = outcomes.record_failure(tx.session, env, entity, error,
                                                                  attempts.get(env.record_id, 1))
-            log.warning("%s %s: %s", env.label(entity.lookup_key), tx.outcomes[env.record_id], error)
+            outcome = tx.outcomes[env.record_id]
+            log.warning("%s %s: %s", env.label(entity.lookup_key), outcome, error, extra=record_fields(env, outcome, error))
     return len(todo)
 
 
@@ -227,7 +229,8 @@ def _load_one(tx: _Transaction, ctx: LoadContext, loader: Loader) -> RecordError
     except Exception as exc:  # a loader bug must not stall the chunk: park the record, keep the trace
         if not tx.savepoints:
             return LoaderCrashed(f"{type(exc).__name__}: {first_line(exc)}")  # logged when tried again
-        log.exception("%s: loader crashed", env.label(entity.lookup_key))
+        log.exception("%s: loader crashed", env.label(entity.lookup_key),
+                      extra=record_fields(env, "dead", error_class="LoaderCrashed"))
         return LoaderCrashed(f"{type(exc).__name__}: {first_line(exc)}", hint="a bug in cutover; report it with this record")
     if loaded.outcome == "skipped":
         # The same record delivered twice at once (at-least-once delivery): the row found is its own.

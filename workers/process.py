@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.envelope import Envelope
 from shared.errors import Blocked, InvalidValue, LoaderCrashed, RecordError
 from shared.limits import ColumnTooLong
+from shared.logs import record_fields
 from shared.registry import EntityType, Registry
 from shared.vault import Vault
 from workers import outcomes
@@ -51,7 +52,8 @@ def process_record(sessions: sessionmaker[Session], registry: Registry, vault: V
         except DBAPIError as exc:  # the database refused a value (overflow, encoding): the record's fault
             return park(sessions, entity, env, refused_by_database(exc), attempts)
         except Exception as exc:  # a loader bug must not stall the chunk: park the record, keep the trace
-            log.exception("%s: loader crashed", env.label(entity.lookup_key))
+            log.exception("%s: loader crashed", env.label(entity.lookup_key),
+                          extra=record_fields(env, "dead", error_class="LoaderCrashed"))
             crash = LoaderCrashed(f"{type(exc).__name__}: {first_line(exc)}", hint="a bug in cutover; report it with this record")
             return park(sessions, entity, env, crash, attempts)
     raise AssertionError("unreachable")
@@ -66,7 +68,7 @@ def park(sessions: sessionmaker[Session], entity: EntityType, env: Envelope, err
          attempts: int) -> str:
     with sessions.begin() as session:
         outcome = outcomes.record_failure(session, env, entity, error, attempts)
-    log.warning("%s %s: %s", env.label(entity.lookup_key), outcome, error)
+    log.warning("%s %s: %s", env.label(entity.lookup_key), outcome, error, extra=record_fields(env, outcome, error))
     return outcome
 
 

@@ -20,6 +20,7 @@ from shared.celery_app import DISPATCH_CHUNK_DONE, DISPATCH_RESUME, DISPATCH_STA
 from shared.entities import REGISTRY
 from shared.envelope import Envelope
 from shared.errors import LoaderCrashed, RegistryError, RetriesExhausted, WorkerLost
+from shared.logs import batch_fields
 from shared.registry import EntityType
 from shared.schema.control import Run, StagedRecord
 from shared.settings import load_settings
@@ -90,7 +91,8 @@ class RecordTask(ResilientBatches):
         loaded_at = time.monotonic()
         closed = dispatch.close_if_empty(rt.sessions, self.app, chunks)
         log.info("%s: %d message(s), %d record(s) loaded in %.3fs, %d chunk(s) closed in %.3fs", self.entity.name,
-                 len(requests), len(envelopes), loaded_at - started, closed, time.monotonic() - loaded_at)
+                 len(requests), len(envelopes), loaded_at - started, closed, time.monotonic() - loaded_at,
+                 extra=batch_fields(self.entity.name, envelopes, len(requests), loaded_at - started, closed))
         report_finished(self.app, requests, carried, {**outcomes, **parked}, rt.readers, loaded_at - started)
 
     def _settle_alone(self, envelopes: list[Envelope], attempts: dict[int, int]) -> dict[int, str]:

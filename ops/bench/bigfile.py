@@ -39,9 +39,9 @@ from ops.sample import (
     TITLES,
     XML_FOOTER,
     XML_HEADER,
-    _reference_lines,
-    _slug,
     account_name,
+    reference_lines,
+    slug,
 )
 
 __all__ = ["RECORDS_PER_ACCOUNT", "BigFile", "parse_size", "write_big_engageip"]
@@ -74,11 +74,11 @@ def _tables() -> dict[str, tuple[str, ...]]:
     """Every value an account draws on, pre-escaped, so writing a record is one f-string and no escaping."""
     return {
         "first": tuple(_attr(n) for n in FIRST_NAMES),
-        "first_slug": tuple(_slug(n) for n in FIRST_NAMES),
+        "first_slug": tuple(slug(n) for n in FIRST_NAMES),
         "last": tuple(_attr(n) for n in LAST_NAMES),
-        "last_slug": tuple(_slug(n) for n in LAST_NAMES),
+        "last_slug": tuple(slug(n) for n in LAST_NAMES),
         "company": tuple(_attr(n) for n in COMPANIES),
-        "company_domain": tuple(f"{_slug(n)}.com" for n in COMPANIES),
+        "company_domain": tuple(f"{slug(n)}.com" for n in COMPANIES),
         "domain": EMAIL_DOMAINS,
         "title": tuple(_attr(n) for n in TITLES),
         "word": tuple(_attr(n) for n in PASSWORD_WORDS),
@@ -135,7 +135,7 @@ def write_big_engageip(path: Path, size: int) -> BigFile:
     if size < 0:
         raise ValueError(f"size must be ≥ 0, got {size}")
     tables = _tables()
-    reference = list(_reference_lines())
+    reference = list(reference_lines())
     footer = XML_FOOTER.encode()
     accounts = 0
     with open(path, "wb") as out:

@@ -8,10 +8,11 @@ high-water mark of its own address space. ``ru_maxrss`` is not used on Linux bec
 the parent's high-water mark across ``fork``/``exec`` (a child of a 1 GB process "peaks" at 1 GB).
 
 What is measured is what ``cutover run`` does with every record before the database sees it: the
-real :meth:`Stager._stage_files` loop — reader, field checks, invoice planning, secrets encrypted,
-canonical content digest, idempotency key, natural key, rows batched ``BATCH`` at a time — with the
-one write per batch (``_flush``) replaced by dropping the batch. The end-of-read source totals (a
-ledger file only: one row per account) go to an in-memory SQLite database; record rows go nowhere.
+real :meth:`Stager.stage_files` loop — reader, field checks, the format's staging steps (invoice
+planning), secrets encrypted, canonical content digest, idempotency key, natural key, rows batched
+``BATCH`` at a time — with ``keep_rows=False``, so each batch is built and dropped. What the staging
+steps write (a ledger file's invoice plans and its source totals, one row per account) goes to an
+in-memory SQLite database; record rows go nowhere.
 
 The child can cap its own address space (``RLIMIT_AS``) at its size after imports plus a margin, so
 a read path that held the tree or the file would fail with MemoryError instead of passing quietly;
@@ -36,12 +37,10 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
 from ops.bench.bigfile import parse_size, write_big_engageip
-from producer.ledger import Plan
-from producer.readers.base import ReadOptions
-from producer.staging import SourceFile, Stager, StagingResult, resolve_sources
+from producer.formats import FORMATS
+from producer.staging import Stager, StagingResult, staging_steps
 from shared.entities import REGISTRY
-from shared.errors import RecordError
-from shared.schema.control import SourceTotal
+from shared.schema.control import InvoicePlan, SourceTotal
 from shared.settings import Settings
 from shared.vault import Vault
 
@@ -49,25 +48,20 @@ __all__ = ["READ_PATH", "Mode", "measure_producer_memory", "read_path", "main"]
 
 Mode = Literal["read", "slurp"]
 READ_PATH = "stager-read"
-"""How records were handled: Stager._stage_files with the batch write dropped (see the module docstring)."""
+"""How records were handled: Stager.stage_files with keep_rows=False (see the module docstring)."""
 MB = 1024 * 1024
 
 
-class _ReadOnlyStager(Stager):
-    """The Stager's read loop as is; each batch it would insert into ``staged_records`` is built, then dropped."""
-
-    def _flush(self, batch: list[tuple[dict[str, Any], RecordError | None]], run_id: str, plans: list[Plan]) -> None:
-        return None
-
-
-def read_path(path: Path, options: ReadOptions | None = None) -> StagingResult:
-    """Run the producer's per-record work over one file, in this process, writing no record anywhere."""
+def read_path(path: Path) -> StagingResult:
+    """Run the producer's per-record work over one file (its format's default options), in this
+    process, writing no record anywhere."""
     engine = create_engine("sqlite://")
-    SourceTotal.metadata.tables[SourceTotal.__tablename__].create(engine)
-    stager = _ReadOnlyStager(sessionmaker(engine), REGISTRY, Vault(os.urandom(32)), Settings().chunk_size)
-    sources: list[SourceFile] = resolve_sources([path], None)
+    for table in (InvoicePlan, SourceTotal):
+        table.metadata.tables[table.__tablename__].create(engine)
+    stager = Stager(sessionmaker(engine), REGISTRY, Vault(os.urandom(32)), Settings().chunk_size)
+    sources = FORMATS.resolve([path], None)
     result = StagingResult("bench-memory")
-    stager._stage_files(result.run_id, sources, options or ReadOptions(), result)
+    stager.stage_files(result.run_id, sources, staging_steps(sources), result, keep_rows=False)
     engine.dispose()
     return result
 

@@ -36,6 +36,7 @@ from ops.sample import expected_counts, write_engageip_sample
 from shared.celery_app import queue_name
 from shared.entities import CONTROL_QUEUE, REGISTRY
 from shared.identity import installation_id
+from shared.settings import Settings
 
 RECORDS_PER_ACCOUNT = 22
 """1 account : 2 contacts : 3 contact points : 12 transactions : 4 payments (plus a few invoice closes)."""
@@ -61,6 +62,8 @@ class BenchConfig:
     broker_url: str | None
     """A Redis URL whose database the benchmark may empty, or None for the embedded Redis."""
     out_dir: Path
+    settings: Settings = field(default_factory=Settings)
+    """The settings each case's `cutover run` starts from (its home, database, broker and batch size replaced)."""
     workers: int = 2
     scaling: tuple[int, ...] = (1, 2, 4)
     naive_accounts: int = 500
@@ -151,7 +154,6 @@ def _fresh_target(config: BenchConfig, case: Case) -> Iterator[_Target]:
     """A scratch database (PostgreSQL: a new database on the same server; SQLite: a new file) and an
     emptied broker database, plus the environment the run subprocess gets."""
     with tempfile.TemporaryDirectory(prefix="cutover-bench-home-") as home:
-        env = {**os.environ, "CUTOVER_HOME": home, "CUTOVER_WORKER_BATCH_SIZE": str(case.batch_size)}
         postgres = config.database_url.startswith("postgresql")
         if postgres:
             url = make_url(config.database_url).set(database="cutover_bench")
@@ -159,11 +161,12 @@ def _fresh_target(config: BenchConfig, case: Case) -> Iterator[_Target]:
             target_url = url.render_as_string(hide_password=False)
         else:
             target_url = f"sqlite:///{home}/cutover.db"
-        env["CUTOVER_DATABASE_URL"] = target_url
         if config.broker_url:
-            env["CUTOVER_BROKER_URL"] = config.broker_url
             _empty_redis(config.broker_url)
-        yield _Target(target_url, env, postgres)
+        settings = config.settings.with_overrides(home=Path(home), worker_batch_size=case.batch_size,
+                                                  database_url=target_url, broker_url=config.broker_url or "")
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("CUTOVER_")}  # PATH, PYTHONPATH…
+        yield _Target(target_url, {**inherited, **settings.as_env()}, postgres)
 
 
 def _recreate_database(server: Any, name: str) -> None:

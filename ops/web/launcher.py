@@ -18,13 +18,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ops.embedded import LocalWorkers
 from ops.mailer import report_message, send
-from ops.runs import RunRequest, hand_over, stage_run, start_dispatch
+from ops.runs import RunRequest, hand_over, ready_sources, stage_run, start_dispatch
 from ops.summary import run_document
 from ops.web import audit
 from ops.web.uploads import remove_csv_files
-from producer.readers.csv_profile import load_profile
 from producer.replay import LetterFilter, ReplayPlan, discard, plan_replay
-from producer.staging import SourceFile
 from shared.errors import ConfigError, SourceError
 from shared.schema.control import Run
 from shared.settings import Settings
@@ -59,12 +57,12 @@ class Launcher:
 
     def _run_import(self, order: ImportOrder) -> None:
         try:
-            profile = load_profile(order.profile_path)
-            request = RunRequest(paths=[order.file_path], format_name="csv", profile=order.profile_path,
-                                 encoding=order.encoding, create_missing=order.create_missing, email=order.email)
+            request = RunRequest(paths=[order.file_path], format_name="csv", email=order.email)
+            options = {"profile": order.profile_path, "encoding": order.encoding, "create_missing": order.create_missing}
             try:
-                staged = stage_run(self.settings, self.sf, [SourceFile(order.file_path, "csv")], request, profile,
-                                   order.run_id, order.operator)
+                # loads=False: the signed-in operator's permission was checked on every request
+                sources = ready_sources(self.settings, self.sf, [order.file_path], "csv", options, loads=False)
+                staged = stage_run(self.settings, self.sf, sources, request, order.run_id, order.operator)
             finally:
                 remove_csv_files(order.file_path.parent)
             hand_over(self.sf, staged.run_id, self.workers)
@@ -75,8 +73,7 @@ class Launcher:
         except Exception:
             log.exception("run %s could not be started", order.run_id)
             return
-        lines = [line.replace(str(order.file_path), order.file_name) for line in
-                 (staged.precheck.lines() if staged.precheck else [])]
+        lines = [line.replace(str(order.file_path), order.file_name) for line in staged.precheck]
         audit.update(self.sf, order.audit_id, records=sum(staged.read.values()), precheck=lines)
         if order.email:
             self._email_when_done(order, lines)

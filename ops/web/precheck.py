@@ -12,10 +12,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from producer.attachments import open_store
-from producer.readers.base import ReadOptions
+from producer.formats import CsvOptions, SourceFile
+from producer.precheck import precheck
 from producer.readers.csv_profile import Profile
-from producer.staging import SourceFile, Stager
+from producer.staging import Stager
 from shared.db import engine_for
 from shared.dialects import DRY_RUN
 from shared.entities import REGISTRY
@@ -45,17 +45,15 @@ def dry_run(settings: Settings, path: Path, shown_name: str, profile: Profile, e
         try:
             sf = sessionmaker(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False,
                               info={DRY_RUN: True})
-            stager = Stager(sf, REGISTRY, Vault.from_settings(settings), settings.chunk_size,
-                            open_store(settings.attachment_store, sf, settings.home, settings.attachment_max_mb))
+            stager = Stager(sf, REGISTRY, Vault.from_settings(settings), settings.chunk_size, settings.max_field_chars)
+            source = SourceFile(path, "csv", CsvOptions(encoding=encoding, mapping=profile))
             try:
-                staged = stager.stage([SourceFile(path, "csv")], ReadOptions(profile=profile, encoding=encoding),
-                                      {"validate": True})
+                staged = stager.stage([source], {"validate": True})
             except SourceError as exc:
                 return {"blocking": _plain(str(exc), path, shown_name), "lines": [], "rows": {}, "missing": [],
                         "missing_rows": 0, "refused": [], "refused_total": 0}
-            checked = staged.precheck
-            assert checked is not None, "a csv run always has a pre-check"
             with sf() as session:
+                checked = precheck(session, staged.run_id, profile, create_missing=False)
                 letters = session.scalars(select(DeadLetter).where(DeadLetter.run_id == staged.run_id)
                                           .order_by(DeadLetter.line, DeadLetter.id)).all()
                 refused = [{"line": d.line, "field": d.field, "value": masked_value(d.entity, d.field, d.value),

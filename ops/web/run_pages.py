@@ -90,7 +90,7 @@ def _download(console: Console, run_id: str, kind: str) -> Response:
                             headers={"Content-Disposition": f'attachment; filename="{run_id}-errors.csv"'})
         folder = Path(tempfile.mkdtemp(dir=private_folder(console.settings.home.resolve() / "console" / "reports")))
         written = write_report(session, run_id, folder, (kind.split(".")[-1],))
-    path = next(iter(written.values()))
+    path = written[0]
     media = "application/x-ndjson; charset=utf-8" if kind == "report.jsonl" else "text/csv; charset=utf-8"
     return FileResponse(path, media_type=media, filename=path.name,
                         background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True))

@@ -1,5 +1,5 @@
 """`cutover console`: the web console on the configured database and broker — on the embedded
-default too: while it runs it keeps the bundled Redis and local workers up (``ops.services.broker``),
+default too: while it runs it keeps the bundled Redis and local workers up (``ops.backends.broker``),
 so a run started from the console loads, and `cutover run` or `cutover flower` of the same home share
 that Redis."""
 
@@ -16,8 +16,8 @@ from pathlib import Path
 import uvicorn
 
 from ops import exitcodes
+from ops.backends import broker, database
 from ops.embedded import LocalWorkers
-from ops.services import broker, database
 from ops.web.app import build_app
 from ops.web.auth import Throttle, list_operators
 from ops.web.launcher import Launcher

@@ -1,5 +1,6 @@
-"""One reader per source format, behind one interface (``Reader``)."""
+"""One reader per source format, behind one interface (``Reader``); the formats are declared in
+``producer/formats.py``."""
 
-from producer.readers.base import RawRecord, Reader, reader_for
+from producer.readers.base import RawRecord, Reader
 
-__all__ = ["RawRecord", "Reader", "reader_for"]
+__all__ = ["RawRecord", "Reader"]

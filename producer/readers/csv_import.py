@@ -12,14 +12,18 @@ import csv
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from producer.readers import csv_values
-from producer.readers.base import RawRecord, ReadOptions
+from producer.readers.base import RawRecord
 from producer.readers.csv_profile import REQUIRED, Profile
 from shared.derived import CREATE_MISSING
 from shared.emails import check_email
 from shared.errors import ConfigError, InvalidValue, MissingField, Position, RecordError, SourceError
 from shared.hints import hint_for
+
+if TYPE_CHECKING:
+    from producer.formats import CsvOptions
 
 ENTITY_OF = {"registration": "Registration", "autopay": "Autopay", "paperless": "Paperless"}
 CARD_REQUIRED = ("card_number", "card_expiry_month", "card_expiry_year", "name_on_card")
@@ -51,10 +55,8 @@ def header_key(name: str) -> str:
 
 
 class CsvReader:
-    format_name = "csv"
-
-    def read(self, path: Path, options: ReadOptions) -> Iterator[RawRecord]:
-        profile = options.profile
+    def read(self, path: Path, options: CsvOptions) -> Iterator[RawRecord]:
+        profile = options.mapping
         if profile is None:
             raise ConfigError(f"{path}: a csv file is read through a mapping profile: add --profile PROFILE "
                               "(`cutover csv profile init` writes one from the file's header)")
@@ -102,7 +104,7 @@ def match_header(path: Path, header: list[str], profile: Profile) -> dict[str, i
 
 
 def _record(path: Path, line: int, row: list[str], width: int, index: dict[str, int], profile: Profile,
-            options: ReadOptions) -> RawRecord:
+            options: CsvOptions) -> RawRecord:
     entity = ENTITY_OF[profile.import_type]
     position = Position(str(path), line)
     shown = {field: row[index[header]].strip() for field, header in profile.columns.items()

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
 from producer.attachments import shown_content, store_attachment
 from producer.readers import values
-from producer.readers.base import RawRecord, ReadOptions
+from producer.readers.base import RawRecord
 from producer.readers.engageip_elements import (
     AMOUNT,
     BOOL,
@@ -32,6 +32,9 @@ from producer.readers.engageip_rules import RULES
 from shared.errors import InvalidValue, MissingField, Position, RecordError, SourceError, UnknownName
 from shared.hints import hint_for
 
+if TYPE_CHECKING:
+    from producer.formats import EngageipOptions
+
 DOCTYPE_REFUSED = "a DOCTYPE is not allowed (DTDs and entities are refused)"
 _PARSERS = {
     INT: values.parse_int, DECIMAL: values.parse_decimal, AMOUNT: values.parse_amount, MONEY: values.parse_money,
@@ -40,9 +43,7 @@ _PARSERS = {
 
 
 class EngageIPReader:
-    format_name = "engageip"
-
-    def read(self, path: Path, options: ReadOptions) -> Iterator[RawRecord]:
+    def read(self, path: Path, options: EngageipOptions) -> Iterator[RawRecord]:
         _refuse_doctype(path)
         context = etree.iterparse(
             str(path), events=("start", "end"), resolve_entities=False, no_network=True, load_dtd=False,
@@ -72,7 +73,7 @@ class EngageIPReader:
         if root is None:
             raise SourceError(str(path), None, "no root element: the file is empty")
 
-    def _record(self, path: Path, elem: etree._Element, options: ReadOptions) -> RawRecord:
+    def _record(self, path: Path, elem: etree._Element, options: EngageipOptions) -> RawRecord:
         tag = elem.tag if isinstance(elem.tag, str) else str(elem.tag)
         line = elem.sourceline
         position = Position(str(path), line if isinstance(line, int) else None)

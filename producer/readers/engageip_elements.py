@@ -1,4 +1,4 @@
-"""The engageip element vocabulary (FORMATS.md §1): which attributes each element may carry, their
+"""The engageip element vocabulary (docs/formats.md): which attributes each element may carry, their
 types, and which are required. Element and attribute names are case-sensitive."""
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from producer.readers.base import RawRecord, ReadOptions
+from producer.readers.base import RawRecord
 from producer.readers.iteras_operations import (
     ADDRESS_TYPES,
     OPERATIONS,
@@ -29,19 +29,20 @@ from shared.emails import check_email
 from shared.errors import InvalidValue, MissingField, Position, RecordError, RuleViolation, UnknownName
 from shared.hints import hint_for
 
+if TYPE_CHECKING:
+    from producer.formats import IterasOptions
+
 UNREADABLE = "(not JSON)"
 """Entity name of a JSON Lines line that is not JSON: it has no operation to route it by."""
 DEFAULTS = {"Subscription": {"invoicing": "full", "renewed": "false"}}
 
 
 class IterasReader:
-    format_name = "iteras"
-
-    def read(self, path: Path, options: ReadOptions) -> Iterator[RawRecord]:
+    def read(self, path: Path, options: IterasOptions) -> Iterator[RawRecord]:
         for item in read_values(path, lenient=options.lenient_json):
             yield self._record(path, item, options)
 
-    def _record(self, path: Path, item: JsonValue, options: ReadOptions) -> RawRecord:
+    def _record(self, path: Path, item: JsonValue, options: IterasOptions) -> RawRecord:
         position = Position(str(path), item.line, item.column)
         if item.error is not None:
             where = Position(str(path), item.error_line, item.error_column)

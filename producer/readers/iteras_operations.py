@@ -27,7 +27,6 @@ INVOICING = ("full", "none", "adjusted_begin", "adjusted_end")
 OVERRIDE_TYPES = ("change-delivery-address", "change-billing-address", "pause-delivery", "alternative-delivery")
 VACATION_TYPES = ("pause-delivery", "alternative-delivery")
 ADDRESS_TYPES = ("change-delivery-address", "change-billing-address", "alternative-delivery")
-ADDRESS_FIELDS = ("name", "company", "address", "country")
 _DIGITS = re.compile(r"^[0-9]+$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 

@@ -4,7 +4,6 @@ Each parser returns the canonical text form that travels in messages, or raises 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
@@ -99,5 +98,3 @@ def parse_amount(field: str, text: str) -> str:
 def parse_text(field: str, text: str) -> str:
     return text
 
-
-ValueParser = Callable[[str, str], str]

@@ -660,7 +660,7 @@ def test_profile_init_maps_the_obvious_headers(tmp_path: Path) -> None:
     out = tmp_path / "autopay.yaml"
     done = offline_cli(tmp_path, "csv", "profile", "init", AUTOPAY, "--type", "autopay", "--out", str(out))
     assert done.returncode == 0, done.stderr
-    assert "the account_number recipe and invoice_types need you" in done.stdout
+    assert "review it before use: check the account_number recipe and fill in invoice_types" in done.stdout
     written = yaml.safe_load(out.read_text(encoding="utf-8"))
     assert written["import_type"] == "autopay"
     assert written["columns"] == profile_doc(AUTOPAY_PROFILE)["columns"], "every header of the file is obvious"

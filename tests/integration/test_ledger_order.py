@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from producer.readers.base import ReadOptions
-from producer.staging import SourceFile, Stager
+from producer.formats import FORMATS
+from producer.staging import Stager
 from shared.db import engine_for, session_factory, upgrade
 from shared.dispatch import OUTCOMES
 from shared.entities import REGISTRY
@@ -73,7 +73,7 @@ def fresh(url: str) -> None:
 
 def stage(url: str, files: list[Path], vault: Vault) -> str:
     stager = Stager(session_factory(url), REGISTRY, vault, chunk_size=1000)
-    return stager.stage([SourceFile(f, "engageip") for f in files], ReadOptions(), {}).run_id
+    return stager.stage(FORMATS.resolve(files, "engageip"), {}).run_id
 
 
 def load(url: str, run_id: str, vault: Vault, order: Order) -> None:

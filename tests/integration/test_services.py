@@ -1,4 +1,4 @@
-"""engageip services, account attributes, tickets and payment methods (FORMATS.md §1) end to end on
+"""engageip services, account attributes, tickets and payment methods (docs/formats.md) end to end on
 real Redis, real workers, SQLite and PostgreSQL: every record type lands in its table; every rule
 dead-letters its failing case with a clear message, and children of a dead parent are blocked;
 ticket attachments respect the size limit and round-trip byte for byte in both stores (stored once

@@ -20,9 +20,9 @@ from ops.sample import (
     expected_counts,
     write_engageip_sample,
 )
+from producer.formats import FORMATS, EngageipOptions
 from producer.ledger import InvoicePlanner
-from producer.readers import RawRecord, reader_for
-from producer.readers.base import ReadOptions
+from producer.readers import RawRecord
 from tests.conftest import Cluster
 
 USER_REFS = {"Owner": "Owner", "Role": "Role", "Culture": "Culture", "Currency": "Currency",
@@ -174,8 +174,8 @@ def test_bad_shape_options_are_refused(tmp_path: Path, points: int, per_close: i
 
 def _read(paths: list[Path]) -> list[RawRecord]:
     """Every record of the files through the producer's engageip reader; none may carry a read error."""
-    reader = reader_for("engageip")
-    records = [raw for path in paths for raw in reader.read(path, ReadOptions())]
+    reader = FORMATS["engageip"].reader()
+    records = [raw for path in paths for raw in reader.read(path, EngageipOptions())]
     errors = [(raw.position, raw.entity, raw.error) for raw in records if raw.error is not None]
     assert not errors, errors[:5]
     return records

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from producer.readers.base import RawRecord, ReadOptions, detect_format, reader_for
+from producer.formats import FORMATS, CsvOptions
+from producer.readers.base import RawRecord
 from producer.readers.csv_import import CsvReader, match_header
 from producer.readers.csv_profile import Profile, parse_profile
 from shared.derived import CREATE_MISSING
@@ -64,7 +65,7 @@ def write(tmp_path: Path, text: str, encoding: str = "utf-8", name: str = "custo
 
 
 def read(path: Path, profile: Profile, **options: Any) -> list[RawRecord]:
-    return list(CsvReader().read(path, ReadOptions(profile=profile, **options)))
+    return list(CsvReader().read(path, CsvOptions(mapping=profile, **options)))
 
 
 def read_text(tmp_path: Path, text: str, profile: Profile, **options: Any) -> list[RawRecord]:
@@ -194,12 +195,12 @@ def test_recipe_column_missing_from_the_header_blocks_the_file(tmp_path: Path) -
 def test_empty_file_and_no_profile(tmp_path: Path) -> None:
     assert "the file is empty" in str(source_error(write(tmp_path, ""), REGISTRATION))
     with pytest.raises(ConfigError, match="--profile"):
-        list(CsvReader().read(write(tmp_path, LATIN1), ReadOptions()))
+        list(CsvReader().read(write(tmp_path, LATIN1), CsvOptions()))
 
 
 def test_reader_for_csv_and_format_detection() -> None:
-    assert isinstance(reader_for("csv"), CsvReader)
-    assert detect_format(Path("customers.CSV")) == "csv"
+    assert isinstance(FORMATS["csv"].reader(), CsvReader)
+    assert FORMATS.detect(Path("customers.CSV")).name == "csv"
 
 
 # --- rows and lines ---------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from producer.readers.base import RawRecord, ReadOptions, detect_format, reader_for
+from producer.formats import FORMATS, EngageipOptions
+from producer.readers.base import RawRecord
 from producer.readers.engageip import EngageIPReader
 from shared.errors import ConfigError, InvalidValue, MissingField, SourceError, UnknownName
 
@@ -19,14 +20,14 @@ CASES = Path(__file__).resolve().parents[1] / "cases" / "engageip"
 
 
 def read(path: Path, *, day_first: bool = False) -> list[RawRecord]:
-    return list(EngageIPReader().read(path, ReadOptions(day_first=day_first)))
+    return list(EngageIPReader().read(path, EngageipOptions(day_first=day_first)))
 
 
 def read_until_error(path: Path) -> tuple[list[RawRecord], SourceError]:
     """Records yielded before the file-level error, and that error."""
     records: list[RawRecord] = []
     with pytest.raises(SourceError) as caught:
-        records.extend(EngageIPReader().read(path, ReadOptions()))  # keeps what was read before the error
+        records.extend(EngageIPReader().read(path, EngageipOptions()))  # keeps what was read before the error
     return records, caught.value
 
 
@@ -317,12 +318,12 @@ def test_line_numbers_stay_exact_past_65535(tmp_path: Path) -> None:
 
 
 def test_reader_for_engageip_and_format_detection() -> None:
-    assert isinstance(reader_for("engageip"), EngageIPReader)
-    assert detect_format(Path("accounts.XML")) == "engageip"
+    assert isinstance(FORMATS["engageip"].reader(), EngageIPReader)
+    assert FORMATS.detect(Path("accounts.XML")).name == "engageip"
     with pytest.raises(ConfigError, match="--format"):
-        detect_format(Path("accounts.txt"))
+        FORMATS.detect(Path("accounts.txt"))
     with pytest.raises(ConfigError, match="unknown format"):
-        reader_for("nope")
+        FORMATS["nope"]
 
 
 # --- flat memory ------------------------------------------------------------------------------------
@@ -355,7 +356,7 @@ def test_big_file_reads_in_flat_python_memory(big_file: Path) -> None:
     last: RawRecord | None = None
     tracemalloc.start()
     try:
-        for record in EngageIPReader().read(big_file, ReadOptions()):
+        for record in EngageIPReader().read(big_file, EngageipOptions()):
             count += 1
             errors += record.error is not None
             last = record
@@ -376,11 +377,11 @@ def test_big_file_reads_in_flat_process_memory(big_file: Path) -> None:
     script = textwrap.dedent(f"""
         import resource
         from pathlib import Path
-        from producer.readers.base import ReadOptions
+        from producer.formats import EngageipOptions
         from producer.readers.engageip import EngageIPReader
         reader = EngageIPReader()
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        count = sum(1 for _ in reader.read(Path({str(big_file)!r}), ReadOptions()))
+        count = sum(1 for _ in reader.read(Path({str(big_file)!r}), EngageipOptions()))
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         print(count, before, after)
     """)

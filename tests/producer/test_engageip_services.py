@@ -1,4 +1,4 @@
-"""engageip service, attribute, ticket and payment-method records (FORMATS.md §1): the reader's typed
+"""engageip service, attribute, ticket and payment-method records (docs/formats.md): the reader's typed
 fields, names and required attributes; the rules checked at read (discounts, ticket status, card and
 bank numbers); ticket attachments streamed into the file and database stores."""
 
@@ -15,7 +15,8 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from producer.attachments import DatabaseStore, FileStore, shown_content
-from producer.readers.base import RawRecord, ReadOptions
+from producer.formats import EngageipOptions
+from producer.readers.base import RawRecord
 from producer.readers.engageip import EngageIPReader
 from producer.readers.engageip_elements import ELEMENTS
 from shared.entities import REGISTRY
@@ -41,7 +42,7 @@ def write_xml(tmp_path: Path, *records: str, name: str = "import.xml") -> Path:
 
 
 def read(path: Path, store: FileStore | DatabaseStore | None = None, *, day_first: bool = False) -> list[RawRecord]:
-    return list(EngageIPReader().read(path, ReadOptions(day_first=day_first, attachments=store)))
+    return list(EngageIPReader().read(path, EngageipOptions(day_first=day_first, attachments=store)))
 
 
 def read_one(tmp_path: Path, tag: str, attributes: dict[str, str],

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from producer.readers.base import RawRecord, ReadOptions, detect_format, reader_for
+from producer.formats import FORMATS, IterasOptions
+from producer.readers.base import RawRecord
 from producer.readers.iteras import IterasReader
 from producer.readers.iteras_operations import OPERATIONS
 from shared.derived import MANUAL_VERIFICATION
@@ -27,14 +28,14 @@ OVERRIDE: dict[str, Any] = {"operation": "createcustomeroverride", "id": 10001, 
 ADDRESS = {"name": "Poul Eriksen", "company": "", "address": "Boulevarden 21\n9000 Aalborg", "country": "DK"}
 
 
-def read_lines(tmp_path: Path, *operations: Any, options: ReadOptions | None = None) -> list[RawRecord]:
+def read_lines(tmp_path: Path, *operations: Any, options: IterasOptions | None = None) -> list[RawRecord]:
     """Read ``operations`` written as JSON Lines, one a line (the n-th is on line n)."""
     path = tmp_path / "ops.jsonl"
     path.write_text("".join(json.dumps(op, ensure_ascii=False) + "\n" for op in operations), encoding="utf-8")
-    return list(IterasReader().read(path, options or ReadOptions()))
+    return list(IterasReader().read(path, options or IterasOptions()))
 
 
-def one(tmp_path: Path, operation: Any, options: ReadOptions | None = None) -> RawRecord:
+def one(tmp_path: Path, operation: Any, options: IterasOptions | None = None) -> RawRecord:
     (record,) = read_lines(tmp_path, operation, options=options)
     return record
 
@@ -81,7 +82,7 @@ def test_array_records_have_file_line_and_column(tmp_path: Path) -> None:
     path = tmp_path / "ops.json"
     path.write_text("[\n  " + json.dumps(CUSTOMER) + ",\n  " + json.dumps(PAYMENT) + ", " + json.dumps(SUBSCRIPTION) + "\n]\n",
                     encoding="utf-8")
-    records = list(IterasReader().read(path, ReadOptions()))
+    records = list(IterasReader().read(path, IterasOptions()))
     assert [(r.entity, r.position.line, r.position.column) for r in records] == [
         ("Customer", 2, 3), ("CustomerPayment", 3, 3), ("Subscription", 3, 5 + len(json.dumps(PAYMENT)))]
     assert str(records[0].position) == f"{path}:2:3"
@@ -89,14 +90,14 @@ def test_array_records_have_file_line_and_column(tmp_path: Path) -> None:
 
 
 def test_reader_for_iteras_and_format_detection() -> None:
-    assert isinstance(reader_for("iteras"), IterasReader)
-    assert detect_format(Path("ops.json")) == "iteras" == detect_format(Path("ops.JSONL"))
+    assert isinstance(FORMATS["iteras"].reader(), IterasReader)
+    assert FORMATS.detect(Path("ops.json")).name == "iteras" == FORMATS.detect(Path("ops.JSONL")).name
 
 
 def test_lenient_option_reaches_the_stream(tmp_path: Path) -> None:
     path = tmp_path / "ops.json"
     path.write_text('[\n  {"operation": "createcustomer", "id": 1, "name": "A"}, // kept\n]\n', encoding="utf-8")
-    (record,) = IterasReader().read(path, ReadOptions(lenient_json=True))
+    (record,) = IterasReader().read(path, IterasOptions(lenient_json=True))
     assert (record.entity, record.fields, record.position.line) == ("Customer", {"id": "1", "name": "A"}, 2)
 
 
@@ -500,7 +501,7 @@ def test_field_written_twice_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "ops.jsonl"
     path.write_text('{"operation": "createpayment", "id": 1, "amount": 100, "currency": "DKK", "method": "internal", '
                     '"amount": 200}\n', encoding="utf-8")
-    (record,) = IterasReader().read(path, ReadOptions())
+    (record,) = IterasReader().read(path, IterasOptions())
     assert record.error is not None, f"read as {record.fields}"
     assert record.error.field == "amount"
 
@@ -520,7 +521,7 @@ def test_refused_record_keeps_its_fields_as_written_with_canonical_ids(tmp_path:
 
 def test_manual_invoice_verification_marks_subscriptions_only_and_not_their_content(tmp_path: Path) -> None:
     operations = (CUSTOMER, SUBSCRIPTION, PAYMENT, OVERRIDE, with_(SUBSCRIPTION, subscription_id="S-2"))
-    marked = read_lines(tmp_path, *operations, options=ReadOptions(manual_invoice_verification=True))
+    marked = read_lines(tmp_path, *operations, options=IterasOptions(manual_invoice_verification=True))
     plain = read_lines(tmp_path, *operations)
     assert [r.derived for r in marked] == [{}, {MANUAL_VERIFICATION: "true"}, {}, {}, {MANUAL_VERIFICATION: "true"}]
     assert [r.derived for r in plain] == [{}] * 5
@@ -535,7 +536,7 @@ def test_bad_json_lines_line_is_a_record_error_and_the_file_reads_on(tmp_path: P
     path = tmp_path / "ops.jsonl"
     path.write_text(json.dumps(CUSTOMER) + "\n" + '{"operation": "createpayment", "id": 1,}\n' + json.dumps(PAYMENT) + "\n",
                     encoding="utf-8")
-    first, bad, last = IterasReader().read(path, ReadOptions())
+    first, bad, last = IterasReader().read(path, IterasOptions())
     assert first.error is None and last.error is None
     assert isinstance(bad.error, InvalidValue)
     assert (bad.position.line, bad.position.column) == (2, 40)

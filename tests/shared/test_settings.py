@@ -182,3 +182,15 @@ def test_describe_settings_lists_every_field_with_a_doc() -> None:
     assert "CUTOVER_BROKER_URL" in names and "CUTOVER_DATE_ORDER" in names
     assert len(names) == len(set(names))
     assert all(doc for _, _, doc in rows)
+
+
+def test_log_format_is_text_or_json() -> None:
+    assert load_settings({}).log_format == "text"
+    assert load_settings({"CUTOVER_LOG_FORMAT": "json"}).log_format == "json"
+    with pytest.raises(ConfigError, match="log_format must be text or json, not 'xml'"):
+        load_settings({"CUTOVER_LOG_FORMAT": "xml"})
+
+
+def test_a_value_of_the_wrong_type_is_named_in_words() -> None:
+    with pytest.raises(ConfigError, match="setting chunk_size: 'abc' is not a whole number"):
+        load_settings({"CUTOVER_CHUNK_SIZE": "abc"})

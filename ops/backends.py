@@ -43,8 +43,10 @@ def _require_current(url: str) -> None:
     except OperationalError as exc:
         raise ConfigError(f"cannot reach the database {engine_for(url).url.render_as_string(hide_password=True)}: "
                           f"{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}") from None
+    if current is None:
+        raise ConfigError(f"the database has no cutover schema yet (cutover needs {head}): run `cutover db upgrade`")
     if current != head:
-        raise ConfigError(f"the database schema is at {current or 'nothing'}, cutover needs {head}: run `cutover db upgrade`")
+        raise ConfigError(f"the database schema is at {current}, cutover needs {head}: run `cutover db upgrade`")
 
 
 def reading(settings: Settings) -> sessionmaker[Session]:
