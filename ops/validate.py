@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,9 @@ from shared.errors import Position
 from shared.schema.control import DeadLetter, StagedRecord
 from shared.settings import Settings
 from shared.vault import Vault
+from workers.batch import load_batch
 from workers.loaders import load_all
-from workers.process import process_record
+from workers.process import as_loaders
 
 
 @dataclass
@@ -50,7 +52,7 @@ def validate(settings: Settings, paths: list[Path], format_name: str | None = No
     for a file that cannot be read at all."""
     logging.getLogger("cutover.worker").setLevel(logging.ERROR)  # findings are the report, not log lines
     database(settings)
-    vault, loaders = Vault.from_settings(settings), load_all()
+    vault, loaders = Vault.from_settings(settings), as_loaders(load_all())
     with engine_for(settings.effective_database_url).connect() as conn:
         outer = conn.begin()
         try:
@@ -62,12 +64,14 @@ def validate(settings: Settings, paths: list[Path], format_name: str | None = No
             with sf() as session:
                 pending = session.execute(
                     select(StagedRecord).where(StagedRecord.run_id == run_id, StagedRecord.status == "pending")
-                    .order_by(StagedRecord.wave, StagedRecord.id)
+                    .order_by(StagedRecord.wave, StagedRecord.entity, StagedRecord.id)
                 ).scalars().all()
                 envelopes = [Envelope(run_id, r.id, r.entity, r.key, r.digest, Position(r.source_file, r.line, r.col),
                                       r.payload) for r in pending]
-            for env in envelopes:
-                process_record(sf, REGISTRY, vault, loaders, REGISTRY[env.entity], env, 1)
+                waves = {r.id: r.wave for r in pending}
+            for (_, entity), group in groupby(envelopes, key=lambda e: (waves[e.record_id], e.entity)):
+                records = list(group)
+                load_batch(sf, REGISTRY, vault, loaders, REGISTRY[entity], records, {e.record_id: 1 for e in records})
             report = ValidationReport(records=sum(staged.read.values()), precheck=staged.precheck)
             with sf() as session:
                 for letter in session.scalars(select(DeadLetter).where(DeadLetter.run_id == run_id)

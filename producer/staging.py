@@ -114,8 +114,8 @@ class Stager:
         benchmark measures the reading path alone)."""
         for batch, final in self.read_batches(run_id, sources, steps, result):
             with self.sf.begin() as session:
-                session.execute(update(Run).where(Run.id == run_id).values(heartbeat_at=utcnow()))
                 if keep_rows:
+                    session.execute(update(Run).where(Run.id == run_id).values(heartbeat_at=utcnow()))
                     self._write(session, run_id, batch)
                 for step in _all(steps):
                     step.flush(session, run_id, final)

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.dialects import READ_ONLY, dialect_for
-from shared.limits import check_lengths
+from shared.lengths import check_lengths
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

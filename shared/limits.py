@@ -15,6 +15,7 @@ from typing import Any
 
 from shared.entities import SIMPLE_REFERENCE_KINDS
 from shared.errors import InvalidValue
+from shared.lengths import shown
 from shared.schema.ledger import Invoice
 from shared.schema.portal import Login, PaymentMethod
 from shared.schema.services import (
@@ -81,63 +82,15 @@ def check_values(entity: str, fields: Mapping[str, str], max_chars: int) -> Inva
     for name, value in fields.items():
         if "\x00" in value:
             return InvalidValue(f"{name} contains a NUL character (\\x00) at position {value.index(chr(0)) + 1}, "
-                                "which no database text column can hold", field=name, value=_shown(value),
+                                "which no database text column can hold", field=name, value=shown(value),
                                 hint="remove the NUL character from the source")
         if len(value) > max_chars:
             return InvalidValue(f"{name} is {len(value):,} characters long; cutover accepts at most {max_chars:,} "
-                                "in one field (setting max_field_chars)", field=name, value=_shown(value),
+                                "in one field (setting max_field_chars)", field=name, value=shown(value),
                                 hint="shorten the value at the source, or raise CUTOVER_MAX_FIELD_CHARS")
         limit = limits.get(name)
         if limit is not None and len(value) > limit[1]:
             return InvalidValue(f"{name} is {len(value):,} characters long; its target column {limit[0]} holds at "
-                                f"most {limit[1]:,}", field=name, value=_shown(value),
+                                f"most {limit[1]:,}", field=name, value=shown(value),
                                 hint=f"shorten {name} to {limit[1]} characters at the source")
     return None
-
-
-def _shown(value: str, keep: int = 80) -> str:
-    """A dead letter shows the start of an over-long value, never megabytes of it."""
-    clean = value.replace("\x00", "\\x00")
-    return clean if len(clean) <= keep else f"{clean[:keep]}… ({len(value):,} characters)"
-
-
-class ColumnTooLong(Exception):
-    """A row about to be written holds a value longer than its column: raised before the flush, on
-    every database alike (SQLite would store it, PostgreSQL would fail the whole transaction)."""
-
-    def __init__(self, where: str, limit: int, value: str) -> None:
-        self.where, self.limit, self.value = where, limit, value
-        super().__init__(f"{where} holds at most {limit:,} characters; the value has {len(value):,}")
-
-    def as_record_error(self, fields: Mapping[str, str]) -> InvalidValue:
-        """Name the source field whose value it is, when the record has one with that exact value."""
-        field = next((name for name, value in fields.items() if value == self.value), None)
-        name = field or self.where
-        return InvalidValue(f"{name} is {len(self.value):,} characters long; its target column {self.where} holds at "
-                            f"most {self.limit:,}", field=field or self.where, value=_shown(self.value),
-                            hint=f"shorten it to {self.limit} characters at the source")
-
-
-_STRING_COLUMNS: dict[Any, list[tuple[str, str, int]]] = {}
-
-
-def _bounded(mapper: Any) -> list[tuple[str, str, int]]:
-    found = _STRING_COLUMNS.get(mapper)
-    if found is None:
-        found = _STRING_COLUMNS[mapper] = [
-            (attr.key, f"{mapper.persist_selectable.name}.{attr.columns[0].name}", int(attr.columns[0].type.length))
-            for attr in mapper.column_attrs
-            if isinstance(getattr(attr.columns[0].type, "length", None), int)
-        ]
-    return found
-
-
-def check_lengths(session: Any, _context: Any = None, _instances: Any = None) -> None:
-    """``before_flush``: refuse a new or changed row whose text exceeds its column."""
-    from sqlalchemy import inspect
-
-    for obj in (*session.new, *session.dirty):
-        for key, where, limit in _bounded(inspect(obj).mapper):
-            value = obj.__dict__.get(key)
-            if isinstance(value, str) and len(value) > limit:
-                raise ColumnTooLong(where, limit, value)

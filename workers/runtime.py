@@ -13,8 +13,9 @@ from shared.entities import REGISTRY
 from shared.registry import Registry
 from shared.settings import Settings, load_settings
 from shared.vault import Vault
-from workers.context import Loader
+from workers.batch import Loaders
 from workers.loaders import load_all
+from workers.plans import load_planners
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class Runtime:
     sessions: sessionmaker[Session]
     vault: Vault
     registry: Registry
-    loaders: dict[str, Loader]
+    loaders: Loaders
     readers: sessionmaker[Session]
     """Read-only sessions (no write lock on SQLite)."""
 
@@ -38,8 +39,8 @@ class Runtime:
 def runtime() -> Runtime:
     settings = load_settings()
     url = settings.effective_database_url
-    return Runtime(settings, session_factory(url), Vault.from_settings(settings), REGISTRY, load_all(),
-                   read_session_factory(url))
+    return Runtime(settings, session_factory(url), Vault.from_settings(settings), REGISTRY,
+                   Loaders(load_planners(), load_all()), read_session_factory(url))
 
 
 def reset_after_fork() -> None:

@@ -25,10 +25,11 @@ from shared.registry import EntityType
 from shared.schema.control import Run, StagedRecord
 from shared.settings import load_settings
 from workers import outcomes
-from workers.batch import load_batch
+from workers.batch import Loaders, load_batch
 from workers.batches import ResilientBatches
 from workers.loaders import load_all
 from workers.monitors import report_finished, report_started
+from workers.plans import load_planners
 from workers.process import TRANSIENT, first_line, park, process_record
 from workers.runtime import runtime
 
@@ -197,10 +198,10 @@ def _settled(sessions: Any, env: Envelope) -> bool:
 
 def register_tasks(app: Celery) -> None:
     """A load task per declared entity that has a loader, plus the dispatch tasks."""
-    loaders = load_all()
+    loaders = Loaders(load_planners(), load_all())
     missing = [e.name for e in REGISTRY if e.name not in loaders]
     if missing:
-        raise RegistryError(f"declared entity types without a loader: {', '.join(missing)}")
+        raise RegistryError(f"declared entity types without a planner or a loader: {', '.join(missing)}")
     settings = load_settings()
     for entity in REGISTRY:
         if entity.name in loaders:

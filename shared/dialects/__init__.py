@@ -15,11 +15,19 @@ from typing import Any
 from sqlalchemy import Engine, Table, bindparam, event, insert, tuple_, update
 from sqlalchemy.orm import Session
 
+from shared.lengths import check_rows
+
 DRY_RUN = "cutover.dry_run"
 """Session ``info`` flag of `cutover validate`: its transaction rolls back, so what cannot roll back
 with it (a PostgreSQL sequence's ``setval``) is left alone."""
 READ_ONLY = "cutover_read_only"
 """Execution option of connections that only read (``shared.db.read_engine``)."""
+
+
+def table_of(model: Any) -> Table:
+    """A mapped class's table, typed as one."""
+    table: Table = model.__table__
+    return table
 
 
 class Dialect:
@@ -35,11 +43,13 @@ class Dialect:
         the order of ``rows``."""
         if not rows:
             return []
+        check_rows(table, rows)
         statement = insert(table).returning(*(table.c[name] for name in returning), sort_by_parameter_order=True)
         return [tuple(row) for row in session.execute(statement, list(rows))]
 
     def insert(self, session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
+            check_rows(table, rows)
             session.execute(insert(table), list(rows))
 
     def insert_missing(self, session: Session, table: Table, rows: Sequence[dict[str, Any]],
@@ -59,6 +69,7 @@ class Dialect:
         """``UPDATE table SET … WHERE key = …`` for each row (every row sets the same columns)."""
         if not rows:
             return
+        check_rows(table, rows)
         columns = [name for name in rows[0] if name != key]
         statement = (update(table).where(table.c[key] == bindparam(f"_{key}"))
                      .values({name: bindparam(f"_{name}") for name in columns}))

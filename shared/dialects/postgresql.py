@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from shared.dialects import DRY_RUN, Dialect
+from shared.lengths import check_rows
 
 _PG = postgresql.dialect()
 
@@ -43,6 +44,7 @@ class PostgresDialect(Dialect):
                          returning: Sequence[str]) -> list[tuple[Any, ...]]:
         if not rows:
             return []
+        check_rows(table, rows)
         columns = list(rows[0])
         sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM "
                f"unnest({', '.join(f'%s::{self._type(table, c)}[]' for c in columns)}) WITH ORDINALITY "
@@ -54,6 +56,7 @@ class PostgresDialect(Dialect):
     def insert(self, session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
             return
+        check_rows(table, rows)
         columns = list(rows[0])
         with self._cursor(session) as cur:
             cur.execute(f"INSERT INTO {table.name} ({', '.join(columns)}) {self._unnest(table, columns)}",
@@ -71,6 +74,7 @@ class PostgresDialect(Dialect):
     def update_rows(self, session: Session, table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
             return
+        check_rows(table, rows)
         columns = list(rows[0])
         sets = ", ".join(f"{c} = v.{c}" for c in columns if c != key)
         with self._cursor(session) as cur:

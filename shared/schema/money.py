@@ -13,7 +13,6 @@ from sqlalchemy import BigInteger, Numeric
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from shared.dialects import dialect_for
 
 SCALE = 4
 QUANTUM = Decimal(1).scaleb(-SCALE)
@@ -27,7 +26,7 @@ class Money(TypeDecorator[Decimal]):
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect_for(dialect.name).money_as_integer:
+        if _as_integer(dialect.name):
             return dialect.type_descriptor(BigInteger())
         return dialect.type_descriptor(Numeric(19, SCALE, asdecimal=True))
 
@@ -38,11 +37,18 @@ class Money(TypeDecorator[Decimal]):
         exact = amount.quantize(QUANTUM)
         if exact != amount:
             raise ValueError(f"amount {amount} has more than {SCALE} decimal places")
-        return int(exact.scaleb(SCALE)) if dialect_for(dialect.name).money_as_integer else exact
+        return int(exact.scaleb(SCALE)) if _as_integer(dialect.name) else exact
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:
             return None
-        if dialect_for(dialect.name).money_as_integer:
+        if _as_integer(dialect.name):
             return Decimal(int(value)).scaleb(-SCALE).quantize(QUANTUM)
         return Decimal(value).quantize(QUANTUM)
+
+
+def _as_integer(name: str) -> bool:
+    """Whether the database keeps money as an integer (its dialect says: ``shared/dialects``)."""
+    from shared.dialects import dialect_for
+
+    return dialect_for(name).money_as_integer

@@ -29,7 +29,6 @@ def load_all() -> dict[str, Loader]:
         accounts,
         attributes,
         contacts,
-        ledger,
         payment_methods,
         portal,
         reference,
