@@ -249,6 +249,11 @@ class Cluster:
             time.sleep(0.2)
         raise AssertionError(f"worker not ready in 60 s:\n{self.log.read_text()[-3000:]}")
 
+    def stop_worker(self, proc: subprocess.Popen[bytes]) -> None:
+        """SIGTERM: a warm shutdown, as an operator stops a worker (its reserved messages go back at once)."""
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(60)
+
     def kill_worker(self, proc: subprocess.Popen[bytes]) -> None:
         """SIGKILL the whole worker (main process and pool children): no warm shutdown."""
         os.killpg(proc.pid, signal.SIGKILL)
@@ -280,6 +285,13 @@ class Cluster:
 
         with engine_for(self.database_url).connect() as conn:
             return list(conn.execute(sa.text(sql), params).all())
+
+    def dump(self, table: str) -> str:
+        """Every row of ``table`` as text, as the database holds it: on PostgreSQL each row cast to text
+        (JSON payloads as PostgreSQL renders them), on SQLite the rows as read. Secrets are looked for here."""
+        if self.database_url.startswith("postgresql"):
+            return "\n".join(r[0] for r in self.query(f"SELECT t::text FROM {table} t"))
+        return "\n".join(repr(tuple(r)) for r in self.query(f"SELECT * FROM {table}"))
 
     def execute(self, sql: str, **params: Any) -> None:
         """Change the target behind cutover's back (to prove a check notices)."""
