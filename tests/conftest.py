@@ -82,9 +82,12 @@ _POSTGRES_PROBLEM: str | None = None
 
 
 def _needs_postgres(item: pytest.Item) -> bool:
+    """Marked `postgres`, parametrised onto PostgreSQL (``database_url`` or another fixture's "postgres"
+    parameter), or using the ``postgres_url`` fixture."""
     callspec = getattr(item, "callspec", None)
-    on_postgres = callspec is not None and callspec.params.get("database_url") == "postgres"
-    return on_postgres or "postgres_url" in getattr(item, "fixturenames", ())
+    on_postgres = callspec is not None and "postgres" in callspec.params.values()
+    return (on_postgres or "postgres_url" in getattr(item, "fixturenames", ())
+            or item.get_closest_marker("postgres") is not None)
 
 
 def pytest_configure(config: pytest.Config) -> None:
