@@ -158,6 +158,7 @@ def test_a_schema_that_is_behind_is_refused_until_upgraded(database_url: str, tm
     assert installation.cli("status").returncode == 0
 
 
+@pytest.mark.slow
 def test_reconcile_and_report_of_a_replay_id_are_refused(cluster: Cluster) -> None:
     cluster.start_worker()
     code, first = cluster.run_json("run", REFERENCE, str(CASES / "engageip" / "faults-accounts.xml"))

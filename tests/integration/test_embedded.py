@@ -29,7 +29,7 @@ def left_running(home: Path) -> list[str]:
     found = []
     for proc in psutil.process_iter(["pid", "name"]):
         try:
-            if proc.environ().get("CUTOVER_HOME") == str(home):
+            if proc.environ().get("CUTOVER_HOME") in (str(home), str(home.resolve())):
                 found.append(f"{proc.pid} {proc.info['name']}")
         except (psutil.Error, OSError):
             continue
