@@ -12,4 +12,7 @@ PIPE_WIDTH = 180
 
 def make_console(stderr: bool = False) -> Console:
     stream = sys.stderr if stderr else sys.stdout
-    return Console(stderr=stderr, width=None if stream.isatty() else PIPE_WIDTH)
+    terminal = stream.isatty()
+    # soft_wrap: a line of text (a dead letter, the reconciliation) stays one line in a log, however long;
+    # tables still fit the width
+    return Console(stderr=stderr, width=None if terminal else PIPE_WIDTH, soft_wrap=not terminal)

@@ -69,6 +69,8 @@ class BenchConfig:
     naive_accounts: int = 500
     packed: int = 500
     ledger: bool = True
+    scratch_database: str = "cutover_bench"
+    """The database the benchmark drops and creates again on the PostgreSQL server before each case."""
 
 
 @dataclass
@@ -156,8 +158,8 @@ def _fresh_target(config: BenchConfig, case: Case) -> Iterator[_Target]:
     with tempfile.TemporaryDirectory(prefix="cutover-bench-home-") as home:
         postgres = config.database_url.startswith("postgresql")
         if postgres:
-            url = make_url(config.database_url).set(database="cutover_bench")
-            _recreate_database(make_url(config.database_url), "cutover_bench")
+            url = make_url(config.database_url).set(database=config.scratch_database)
+            _recreate_database(make_url(config.database_url), config.scratch_database)
             target_url = url.render_as_string(hide_password=False)
         else:
             target_url = f"sqlite:///{home}/cutover.db"

@@ -43,6 +43,7 @@ def test_packed_messages_keep_per_record_outcomes(cluster: Cluster) -> None:
     assert cluster.run_json("run", FIX)[0] == 0
     code, replay = cluster.run_json("dlq", "replay", "--run", run_id)
     assert replay["state"] == "completed"
+    assert code == 3, "the letters that fail again keep exit status 3"
     assert replay["totals"]["blocked"] == 0
     _, after = cluster.run_json("status", run_id)
     assert counts(after)["User"] == (8, 3, 1, 4, 0)

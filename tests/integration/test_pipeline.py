@@ -103,6 +103,8 @@ def test_replay_after_fixing_reference_data_releases_blocked_children(cluster: C
     assert code == 0 and fix["totals"]["committed"] == 1
     code, replay = cluster.run_json("dlq", "replay", "--run", run_id)
     assert replay["state"] == "completed"
+    assert code == 3, "the letters that fail again (dave, the ghost contact, the cycle…) keep exit status 3"
+    assert replay["totals"]["dead"] > 0 and replay["reconciliation"][0]["reconciled"] is True
     # carol, her two contacts, carol's email and company now load; the rest stays dead
     assert replay["entities"]["User"]["committed"] == 1
     assert replay["entities"]["Contact"]["committed"] == 2
@@ -118,7 +120,8 @@ def test_replay_after_fixing_reference_data_releases_blocked_children(cluster: C
     assert cluster.query(carol) == [(2,)]
     # replaying again finds only letters that still fail: nothing new commits
     before = cluster.table_counts()
-    cluster.run_json("dlq", "replay", "--run", run_id)
+    code, again = cluster.run_json("dlq", "replay", "--run", run_id)
+    assert code == 3 and again["totals"]["committed"] == 0 and again["totals"]["dead"] == replay["totals"]["dead"]
     assert cluster.table_counts() == before
 
 

@@ -73,9 +73,9 @@ def test_password_never_in_clear(cluster: Cluster) -> None:
         "redis": redis_text,
         "worker log": cluster.log.read_text(),
         "cli": done.stdout + done.stderr + shown.stdout + "".join(details),
-        "dead letters": repr(cluster.query("SELECT * FROM dead_letters")),
-        "staged records": repr(cluster.query("SELECT payload FROM staged_records")),
-        "accounts": repr(cluster.query("SELECT * FROM accounts")),
+        "dead letters": cluster.dump("dead_letters"),
+        "staged records": cluster.dump("staged_records"),
+        "accounts": cluster.dump("accounts"),
     }
     for where, text in haystacks.items():
         for password in PASSWORDS:

@@ -1,11 +1,12 @@
 """Parts of `cutover bench`: the PostgreSQL COPY baseline and the background samplers, against the real
-PostgreSQL, Redis and processes (a skip says which service was unreachable; CI turns it into a failure)."""
+PostgreSQL, Redis and processes. A missing PostgreSQL follows the suite's one rule (tests/conftest.py:
+skip, or fail when services are required). Every wait is for an event (a child saying it has done its
+work, the samplers having seen it), not for the clock, so a busy machine only makes them slower."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -13,20 +14,32 @@ import pytest
 import sqlalchemy as sa
 
 from ops.bench.copy_baseline import SCRATCH_SCHEMA, copy_baseline, copy_rate, staged_insert_rate, target_tables
-from ops.bench.metrics import ProcessSampler, RedisMemory, cmdline_contains, process_tree, redis_server, this_process
+from ops.bench.metrics import (
+    ProcessSampler,
+    RedisMemory,
+    SamplerFigures,
+    cmdline_contains,
+    process_tree,
+    redis_server,
+    this_process,
+)
+from tests.conftest import wait_until
 from tests.redis_server import RedisServer
 
 MB = 1024 * 1024
 PARENTS, CHILDREN = 3_000, 5_000
 
-# Burns ~0.5 s of CPU, then holds ~100 MB (written, so resident) for a while: a worker in miniature.
+# A worker in miniature: waits until told to start, burns ~0.5 s of CPU, then holds ~100 MB (written, so
+# resident), says so, and keeps it until its standard input closes.
 BURN_AND_HOLD = """
 import sys, time
+sys.stdin.readline()
 end = time.process_time() + 0.5
 while time.process_time() < end:
     pass
 block = bytearray(b"x") * (100 * 1024 * 1024)
-time.sleep(0.6)
+print("held", flush=True)
+sys.stdin.read()
 """
 
 
@@ -120,12 +133,32 @@ def test_target_tables_lists_the_non_empty_migration_tables(postgres_url: str, e
     assert copy_baseline(engine).copy.rows == 3
 
 
+def _child_figures(figures: SamplerFigures, pid: int) -> tuple[float, int, int]:
+    """CPU, peak RSS and samples of one process as a sampler has seen it so far (zeros if not seen)."""
+    for group in figures.groups.values():
+        for proc in group.processes:
+            if proc.pid == pid:
+                return proc.cpu_seconds, proc.peak_rss, proc.samples
+    return 0.0, 0, 0
+
+
 def test_process_sampler_counts_cpu_and_peak_rss_of_a_child() -> None:
     marker = f"bench-marker-{uuid.uuid4().hex[:8]}"
     with ProcessSampler({"producer": this_process(), "marked": cmdline_contains(marker)}, interval=0.05) as sampler:
-        child = subprocess.Popen([sys.executable, "-c", BURN_AND_HOLD, marker])
+        child = subprocess.Popen([sys.executable, "-c", BURN_AND_HOLD, marker], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
+        assert child.stdin is not None and child.stdout is not None
         sampler_tree = ProcessSampler({"child": process_tree(child.pid)}, interval=0.05)
         with sampler_tree:
+            wait_until(lambda: all(_child_figures(s.figures(), child.pid)[2] for s in (sampler, sampler_tree)), 30,
+                       "both samplers to see the child before it works")
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            assert child.stdout.readline() == "held\n"
+            wait_until(lambda: all(_child_figures(s.figures(), child.pid)[1] >= 80 * MB
+                                   and _child_figures(s.figures(), child.pid)[2] >= 3 for s in (sampler, sampler_tree)),
+                       30, "both samplers to see the child's memory peak")
+            child.stdin.close()
             assert child.wait(30) == 0
 
     for figures in (sampler.figures(), sampler_tree.figures()):
@@ -144,13 +177,17 @@ def test_process_sampler_counts_cpu_and_peak_rss_of_a_child() -> None:
 
 
 def test_process_sampler_counts_only_the_window_for_a_process_already_running() -> None:
-    child = subprocess.Popen([sys.executable, "-c", "import time\nend = time.process_time() + 0.6\n"
-                              "while time.process_time() < end: pass\ntime.sleep(30)"])
+    child = subprocess.Popen([sys.executable, "-c", "import sys, time\nend = time.process_time() + 0.6\n"
+                              "while time.process_time() < end: pass\nprint('done', flush=True)\nsys.stdin.read()"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert child.stdin is not None and child.stdout is not None
     try:
-        time.sleep(1.0)  # its CPU burn is over before the window opens
+        assert child.stdout.readline() == "done\n"  # its CPU burn is over before the window opens
         with ProcessSampler({"child": process_tree(child.pid)}, interval=0.05) as sampler:
-            time.sleep(0.3)
-        assert sampler.figures().groups["child"].cpu_seconds < 0.2
+            wait_until(lambda: sampler.samples >= 3, 30, "three samples of the idle child")
+        figures = sampler.figures()
+        assert figures.groups["child"].processes, figures.to_dict()
+        assert figures.groups["child"].cpu_seconds < 0.2, figures.to_dict()
     finally:
         child.kill()
         child.wait()
@@ -172,7 +209,7 @@ def test_redis_memory_sees_a_queue_fill(redis_db8: str) -> None:
         with RedisMemory(redis_db8, [queue, f"{queue}-empty"], interval=0.05) as watch:
             for start in range(0, 10_000, 1_000):
                 client.rpush(queue, *(f"message {i} " + "x" * 100 for i in range(start, start + 1_000)))
-            time.sleep(0.2)
+            wait_until(lambda: watch.samples >= 3, 30, "three samples of Redis")
         figures = watch.figures()
     finally:
         client.delete(queue)
@@ -188,9 +225,8 @@ def test_redis_memory_sees_a_queue_fill(redis_db8: str) -> None:
 @pytest.mark.redis
 def test_redis_server_finder_finds_a_local_server(redis_db8: str) -> None:
     found = redis_server(redis_db8)()
-    if not found:
-        pytest.skip("Redis is not a local process here (container or remote)")
+    assert found, "the tests' own redis-server runs on this machine: the finder must see it"
     assert "redis" in found[0].name()
     with ProcessSampler({"redis": redis_server(redis_db8)}, interval=0.05) as sampler:
-        time.sleep(0.15)
+        wait_until(lambda: sampler.samples >= 3, 30, "three samples of the Redis process")
     assert sampler.figures().groups["redis"].peak_rss > 0

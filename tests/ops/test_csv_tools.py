@@ -5,6 +5,7 @@ header; `--email` refused without an SMTP server or with a bad address."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -208,4 +209,7 @@ def test_email_with_a_bad_starttls_setting_is_refused() -> None:
 
 @pytest.mark.parametrize("starttls", ["auto", "always", "never"])
 def test_email_is_accepted_with_a_server(starttls: str) -> None:
-    require_mail(Settings(smtp_host="mail.example.com", smtp_starttls=starttls), "ops@example.com")  # no ConfigError
+    with_server = Settings(smtp_host="mail.example.com", smtp_starttls=starttls)
+    assert require_mail(with_server, "ops@example.com") is None
+    with pytest.raises(ConfigError, match="CUTOVER_SMTP_HOST"):  # the same settings without the server are refused
+        require_mail(replace(with_server, smtp_host=""), "ops@example.com")

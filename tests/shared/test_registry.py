@@ -153,9 +153,11 @@ def test_default_user_keeps_password_secret(default: Registry) -> None:
 
 def test_every_default_entity_has_a_loader_and_a_lookup_key(default: Registry) -> None:
     from shared.money import LEDGER_ENTITIES
+    from workers.batch import Loaders
     from workers.loaders import load_all
+    from workers.plans import load_planners
 
-    loaders = load_all()
+    loaders = Loaders(load_planners(), load_all())
     parents = {parent for entity in default for parent in entity.depends_on}
     for entity in default:
         assert entity.name in loaders, entity.name
