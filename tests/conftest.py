@@ -282,11 +282,12 @@ class Cluster:
         return {t: self.query(f"SELECT count(*) FROM {t}")[0][0] for t in TARGET_TABLES}
 
     def query(self, sql: str, **params: Any) -> list[Any]:
+        """Read only: on SQLite it never waits for (or holds) the workers' write lock."""
         import sqlalchemy as sa
 
-        from shared.db import engine_for
+        from shared.db import read_engine
 
-        with engine_for(self.database_url).connect() as conn:
+        with read_engine(self.database_url).connect() as conn:
             return list(conn.execute(sa.text(sql), params).all())
 
     def dump(self, table: str) -> str:
