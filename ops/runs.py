@@ -55,7 +55,8 @@ class RunRequest:
     local_workers: int | None = None
     timeout: float | None = None
     email: str | None = None
-    records_per_message: int = 1
+    records_per_message: int | None = None
+    """None: the ``records_per_message`` setting."""
 
 
 def ready_sources(settings: Settings, sf: sessionmaker[Session], paths: list[Path], format_name: str | None,
@@ -104,7 +105,8 @@ def stage_run(settings: Settings, sf: sessionmaker[Session], sources: list[Sourc
     """Read and stage a run's files (readied by :func:`ready_sources`; SourceError when the run is
     refused): the part of `cutover run` the web console shares. ``started_by`` is kept in the run's options."""
     stager = Stager(sf, REGISTRY, Vault.from_settings(settings), settings.chunk_size, settings.max_field_chars)
-    options = {"upsert": request.upsert, "records_per_message": request.records_per_message, "started_by": started_by,
+    per_message = request.records_per_message or settings.records_per_message
+    options = {"upsert": request.upsert, "records_per_message": per_message, "started_by": started_by,
                **FORMATS.recorded(sources)}
     return stager.stage(sources, options, run_id=run_id)
 

@@ -55,7 +55,7 @@ def build_app(settings: Settings, registry: Registry, identity: str, only: Seque
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         task_track_started=False,
-        worker_prefetch_multiplier=max(settings.worker_prefetch, settings.worker_batch_size),
+        worker_prefetch_multiplier=max(settings.worker_prefetch, settings.messages_per_batch),
         worker_cancel_long_running_tasks_on_connection_loss=True,
         broker_transport_options=transport,
         result_backend_transport_options=transport,

@@ -27,8 +27,6 @@ from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.celery_app import DISPATCH_CHUNK_DONE
-from shared.envelope import Envelope
-from shared.errors import Position
 from shared.publish import OutgoingTask, publish_many
 from shared.registry import Registry
 from shared.schema.base import utcnow
@@ -206,8 +204,10 @@ def _claim(session: Session, state: DispatchWave, count: int) -> list[int]:
 
 
 def publish_chunk(sf: SessionFactory, app: Celery, registry: Registry, dispatch_id: str, wave: int, chunk: int) -> bool:
-    """A message per pending record of the chunk (or per ``records_per_message`` records, packed),
-    pipelined to Redis in one round trip. Returns False when the chunk has nothing left to load."""
+    """The chunk's pending records, packed — up to ``records_per_message`` records of one entity
+    type and about ``MESSAGE_BYTES`` a message, each record keeping its own envelope — or one message
+    a record (``records_per_message`` 1), pipelined to the broker. Returns False when the chunk has
+    nothing left to load."""
     with sf() as session:
         rows = session.execute(
             select(StagedRecord.id, StagedRecord.run_id, StagedRecord.entity, StagedRecord.key, StagedRecord.digest,
@@ -222,22 +222,51 @@ def publish_chunk(sf: SessionFactory, app: Celery, registry: Registry, dispatch_
         return False
     upsert = bool(options.get("upsert"))
     per_message = max(1, int(options.get("records_per_message") or 1))
-    by_entity: dict[str, list[Envelope]] = {}
+    chunk_key = [dispatch_id, wave, chunk]
+    by_entity: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
-        by_entity.setdefault(row.entity, []).append(Envelope(
-            run_id=row.run_id, record_id=row.id, entity=row.entity, key=row.key, digest=row.digest,
-            position=Position(row.source_file, row.line, row.col), fields=row.payload, upsert=upsert,
-            replay=row.run_id != dispatch_id, chunk=(dispatch_id, wave, chunk)))
+        by_entity.setdefault(row.entity, []).append({
+            "run_id": row.run_id, "record_id": row.id, "entity": row.entity, "key": row.key, "digest": row.digest,
+            "position": {"file": row.source_file, "line": row.line, "column": row.col}, "fields": row.payload,
+            "upsert": upsert, "replay": row.run_id != dispatch_id, "chunk": chunk_key})
     messages = []
-    for name, envelopes in by_entity.items():
+    for name, records in by_entity.items():
         entity = registry[name]
-        for start in range(0, len(envelopes), per_message):
-            pack = envelopes[start:start + per_message]
-            labels = ", ".join(e.label(entity.lookup_key) for e in pack[:3]) + (f" … ({len(pack)})" if len(pack) > 3 else "")
-            payload: object = pack[0].to_message() if per_message == 1 else [e.to_message() for e in pack]
+        for pack in _packs(records, per_message):
+            labels = ", ".join(_label(r, entity.lookup_key) for r in pack[:3]) + (f" … ({len(pack)})" if len(pack) > 3 else "")
+            payload: object = pack[0] if per_message == 1 else pack
             messages.append(OutgoingTask(entity.task_name, (payload,), labels))
     publish_many(app, messages)
     return True
+
+
+MESSAGE_BYTES = 256 * 1024
+"""About this much of records' text a packed message carries at most (Redis and the workers hold
+whole messages in memory)."""
+
+
+def _packs(records: list[dict[str, Any]], per_message: int) -> list[list[dict[str, Any]]]:
+    """Consecutive groups of at most ``per_message`` records and about ``MESSAGE_BYTES`` of text."""
+    if per_message == 1:
+        return [[r] for r in records]
+    packs: list[list[dict[str, Any]]] = [[]]
+    size = 0
+    for record in records:
+        weight = 200 + sum(len(k) + len(str(v)) for k, v in record["fields"].items())
+        if packs[-1] and (len(packs[-1]) >= per_message or size + weight > MESSAGE_BYTES):
+            packs.append([])
+            size = 0
+        packs[-1].append(record)
+        size += weight
+    return packs
+
+
+def _label(record: dict[str, Any], natural_key: tuple[str, ...]) -> str:
+    """Short, secret-free text for Flower: ``User 'bob' (accounts.xml:12)``."""
+    fields = record["fields"]
+    ident = "/".join(str(fields.get(f, "")) for f in natural_key) if natural_key else f"#{record['record_id']}"
+    position = record["position"]
+    return f"{record['entity']} {ident!r} ({position['file']}:{position['line']})"
 
 
 def _finish(session: Session, dispatch_id: str) -> None:

@@ -30,8 +30,9 @@ class Settings:
     result_backend: str = field(default="", metadata={"doc": "Celery result backend (no cutover task stores results; kept for Celery). Empty: same Redis as the broker."})
     database_url: str = field(default="", metadata={"doc": "Target database (SQLAlchemy URL). Empty: SQLite file under home."})
     date_order: str = field(default="month-first", metadata={"doc": "How engageip dates read: month-first (M/D/YYYY) or day-first (D/M/YYYY)."})
-    chunk_size: int = field(default=500, metadata={"doc": "Records per chunk: the barrier unit of a wave (a chunk closes when none of its records is pending)."})
-    max_in_flight: int = field(default=10_000, metadata={"doc": "At most this many record messages published and not yet finished (back-pressure)."})
+    chunk_size: int = field(default=2000, metadata={"doc": "Records per chunk: the barrier unit of a wave (a chunk closes when none of its records is pending)."})
+    max_in_flight: int = field(default=20_000, metadata={"doc": "At most this many records published and not yet settled (back-pressure)."})
+    records_per_message: int = field(default=500, metadata={"doc": "Records a message carries (packed, each with its own envelope, key, outcome and dead letter; also at most about 256 KB a message); 1: one message a record. Runs use it unless --records-per-message says otherwise; workers size their batches and prefetch by it."})
     max_attempts: int = field(default=5, metadata={"doc": "Deliveries of one record (transient retries and worker losses) before it is dead-lettered."})
     retry_backoff_max: int = field(default=300, metadata={"doc": "Cap, in seconds, of the exponential back-off between transient retries."})
     visibility_timeout: int = field(default=3600, metadata={"doc": "Seconds before Redis redelivers an unacknowledged message (a lost worker's work)."})
@@ -39,8 +40,8 @@ class Settings:
     worker_queues: str = field(default="", metadata={"doc": "Queues a worker consumes, comma-separated (control, reference, accounts, …; empty: all). `cutover worker -Q` sets it."})
     sweep_seconds: float = field(default=30.0, metadata={"doc": "How often each worker's sweeper looks for stalled runs (a run whose records stopped moving)."})
     stall_seconds: float = field(default=120.0, metadata={"doc": "A run whose in-flight records made no progress for this long has them published again by the sweeper (loading is idempotent)."})
-    worker_prefetch: int = field(default=8, metadata={"doc": "Messages a worker process reserves ahead (Celery prefetch multiplier); raised to worker_batch_size so batches can fill."})
-    worker_batch_size: int = field(default=500, metadata={"doc": "Records a worker process loads per batch, sharing transactions (1: one transaction per record, the naive shape)."})
+    worker_prefetch: int = field(default=8, metadata={"doc": "Messages a worker process reserves ahead (Celery prefetch multiplier); raised to the messages of one batch so batches can fill."})
+    worker_batch_size: int = field(default=2000, metadata={"doc": "Records a worker process loads per batch, sharing transactions (1: one transaction per record, the naive shape)."})
     batch_wait: float = field(default=0.2, metadata={"doc": "Seconds a worker waits for a batch to fill before loading what it has."})
     batch_seconds: float = field(default=1.0, metadata={"doc": "A batch transaction commits after this long, so slow records never hold locks for long."})
     vault_key: str = field(default="", metadata={"doc": "Key that encrypts secrets in messages (urlsafe base64, 32 bytes). Empty: generated once under home."})
@@ -95,6 +96,11 @@ class Settings:
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home.resolve() / 'cutover.db'}"
+
+    @property
+    def messages_per_batch(self) -> int:
+        """Messages a worker hands one process at once: a batch of ``worker_batch_size`` records."""
+        return max(1, -(-self.worker_batch_size // max(1, self.records_per_message)))
 
     @property
     def worker_queue_list(self) -> tuple[str, ...]:

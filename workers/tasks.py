@@ -207,7 +207,7 @@ def register_tasks(app: Celery) -> None:
         if entity.name in loaders:
             task_class = type(f"Load{entity.name}", (RecordTask,), {
                 "entity": entity, "name": entity.task_name,
-                "flush_every": settings.worker_batch_size, "flush_interval": settings.batch_wait})
+                "flush_every": settings.messages_per_batch, "flush_interval": settings.batch_wait})
             app.register_task(task_class())
 
     # Dispatch tasks keep the run moving: a database outage must delay them, never drop them.

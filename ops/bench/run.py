@@ -36,6 +36,7 @@ from ops.sample import expected_counts, write_engageip_sample
 from shared.celery_app import queue_name
 from shared.entities import CONTROL_QUEUE, REGISTRY
 from shared.identity import installation_id
+from shared.schema.base import utcnow
 from shared.settings import Settings
 
 RECORDS_PER_ACCOUNT = 22
@@ -48,10 +49,12 @@ class Case:
 
     name: str
     workers: int
-    batch_size: int = 500
-    records_per_message: int = 1
+    batch_size: int = 2000
+    records_per_message: int = 500
     accounts: int | None = None
     """Smaller input for a slow shape (the naive one), so the benchmark ends the same day."""
+    passwords: bool = False
+    """Every account with a password, hashed with the default ``password_hash``: users/s is reported."""
 
 
 @dataclass
@@ -67,6 +70,7 @@ class BenchConfig:
     workers: int = 2
     scaling: tuple[int, ...] = (1, 2, 4)
     naive_accounts: int = 500
+    password_accounts: int = 2000
     packed: int = 500
     ledger: bool = True
     scratch_database: str = "cutover_bench"
@@ -100,11 +104,18 @@ class CaseResult:
                 "redis": self.redis, "errors": self.errors}
 
 
+REFERENCE = "default"
+"""The case COPY is compared with: the default shape (packed messages, batches, set-based writes)."""
+
+
 def cases_for(config: BenchConfig) -> list[Case]:
-    cases = [Case("naive", config.workers, batch_size=1, accounts=min(config.accounts, config.naive_accounts)),
-             Case("per-record", config.workers),
-             Case("packed", config.workers, records_per_message=config.packed)]
-    cases += [Case("per-record", n) for n in config.scaling if n != config.workers]
+    cases = [Case(REFERENCE, config.workers, records_per_message=config.packed),
+             Case("naive", config.workers, batch_size=1, records_per_message=1,
+                  accounts=min(config.accounts, config.naive_accounts)),
+             Case("per-record", config.workers, records_per_message=1),
+             Case("passwords", config.workers, records_per_message=config.packed,
+                  accounts=min(config.accounts, config.password_accounts), passwords=True)]
+    cases += [Case(REFERENCE, n, records_per_message=config.packed) for n in config.scaling if n != config.workers]
     return cases
 
 
@@ -119,10 +130,10 @@ def run_bench(config: BenchConfig, progress: Any = print) -> dict[str, Any]:
             accounts = case.accounts or config.accounts
             progress(f"case {case.name} × {case.workers} worker(s), {accounts} accounts …")
             with _fresh_target(config, case) as target:
-                result = _run_case(config, case, inputs.files(accounts), target)
+                result = _run_case(config, case, inputs.files(accounts, case.passwords), target)
                 results.append(result)
                 progress(f"  {result.records} records in {result.seconds:.1f} s = {result.rate:,.0f} records/s")
-                if case.name == "per-record" and case.workers == config.workers and target.postgres:
+                if case.name == REFERENCE and case.workers == config.workers and target.postgres:
                     progress("  COPY of the same rows into empty twins of the same tables …")
                     copy = copy_baseline(sa.create_engine(target.url)).to_dict()
     doc = _document(config, results, copy)
@@ -135,13 +146,14 @@ class _Inputs:
 
     def __init__(self, root: Path, ledger: bool) -> None:
         self.root, self.ledger = root, ledger
-        self.made: dict[int, list[Path]] = {}
+        self.made: dict[tuple[int, bool], list[Path]] = {}
 
-    def files(self, accounts: int) -> list[Path]:
-        if accounts not in self.made:
-            self.made[accounts] = write_engageip_sample(self.root / f"a{accounts}", accounts, passwords=False,
-                                                        points_per_account=3, ledger=self.ledger)
-        return self.made[accounts]
+    def files(self, accounts: int, passwords: bool = False) -> list[Path]:
+        key = (accounts, passwords)
+        if key not in self.made:
+            self.made[key] = write_engageip_sample(self.root / f"a{accounts}{'p' if passwords else ''}", accounts,
+                                                   passwords=passwords, points_per_account=3, ledger=self.ledger)
+        return self.made[key]
 
 
 @dataclass
@@ -166,6 +178,7 @@ def _fresh_target(config: BenchConfig, case: Case) -> Iterator[_Target]:
         if config.broker_url:
             _empty_redis(config.broker_url)
         settings = config.settings.with_overrides(home=Path(home), worker_batch_size=case.batch_size,
+                                                  records_per_message=case.records_per_message,
                                                   database_url=target_url, broker_url=config.broker_url or "")
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("CUTOVER_")}  # PATH, PYTHONPATH…
         yield _Target(target_url, {**inherited, **settings.as_env()}, postgres)
@@ -193,6 +206,7 @@ def _run_case(config: BenchConfig, case: Case, files: list[Path], target: _Targe
     command = [*cutover, "run", *map(str, files), "--workers", str(case.workers), "--json",
                "--records-per-message", str(case.records_per_message)]
     started = time.monotonic()
+    started_at = utcnow()
     proc = subprocess.Popen(command, env=target.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     tree = process_tree(proc.pid, include_root=True)
     groups: dict[str, Any] = {
@@ -212,8 +226,9 @@ def _run_case(config: BenchConfig, case: Case, files: list[Path], target: _Targe
     doc = json.loads(out) if out.strip().startswith("{") else {}
     totals = doc.get("totals", {})
     records = int(totals.get("read", 0))
-    return CaseResult(case, records, seconds, proc.returncode, {k: int(v) for k, v in totals.items() if isinstance(v, int)},
-                      _wave_rates(target.url), sampler.figures().to_dict(), watch.figures().to_dict() if watch else None,
+    counts = {k: int(v) for k, v in totals.items() if isinstance(v, int)}
+    return CaseResult(case, records, seconds, proc.returncode, counts, _wave_rates(target.url, started_at),
+                      sampler.figures().to_dict(), watch.figures().to_dict() if watch else None,
                       [] if proc.returncode == 0 else [err.strip()[-2000:]])
 
 
@@ -234,22 +249,31 @@ def _redis_watch(config: BenchConfig, target: _Target, queues: list[str]) -> Ite
         yield watch
 
 
-def _wave_rates(url: str) -> list[dict[str, Any]]:
-    """Records committed per wave and the span of their commit times."""
+def _wave_rates(url: str, started: datetime) -> list[dict[str, Any]]:
+    """Records committed per wave, and how long each wave took: from the end of the wave before
+    (the command's start for the first) to its last commit — so a wave that commits in one or two
+    batches is not credited with the time it waited."""
     engine = sa.create_engine(url)
     with engine.connect() as conn:
         rows = conn.execute(sa.text(
-            "SELECT s.wave, count(*), min(l.committed_at), max(l.committed_at) FROM ledger l "
+            "SELECT s.wave, count(*), max(l.committed_at) FROM ledger l "
             "JOIN staged_records s ON s.id = l.record_id GROUP BY s.wave ORDER BY s.wave")).all()
         names: dict[int, str] = dict(conn.execute(sa.text("SELECT wave, min(entity) || CASE WHEN count(DISTINCT entity) > 1 "
                                           "THEN ' …' ELSE '' END FROM staged_records GROUP BY wave")).all())
+        users = conn.execute(sa.text("SELECT count(*) FROM staged_records WHERE entity = 'User' AND status = 'committed'")
+                             ).scalar_one()
     engine.dispose()
     waves = []
-    for wave, count, first, last in rows:
-        first, last = (_as_datetime(first), _as_datetime(last))
-        span = max(0.001, (last - first).total_seconds())
-        waves.append({"wave": wave, "entities": names.get(wave, ""), "committed": count, "seconds": round(span, 2),
-                      "records_per_second": round(count / span)})
+    previous_end = started
+    for wave, count, last in rows:
+        end = _as_datetime(last)
+        span = max(0.001, (end - previous_end).total_seconds())
+        entry = {"wave": wave, "entities": names.get(wave, ""), "committed": count, "seconds": round(span, 2),
+                 "records_per_second": round(count / span)}
+        if names.get(wave, "").startswith("User") and users:
+            entry["users_per_second"] = round(users / span, 1)
+        waves.append(entry)
+        previous_end = end
     return waves
 
 
@@ -261,7 +285,7 @@ def _as_datetime(value: Any) -> Any:
 def _document(config: BenchConfig, results: list[CaseResult], copy: dict[str, Any] | None) -> dict[str, Any]:
     """The ratio compares time for the same work: COPY writing every row the reference case wrote
     (target rows and idempotency ledger) against the case loading its records from the export."""
-    reference = next((r for r in results if r.case.name == "per-record" and r.case.workers == config.workers), None)
+    reference = next((r for r in results if r.case.name == REFERENCE and r.case.workers == config.workers), None)
     copy_rate = reference.records / copy["copy"]["seconds"] if copy and reference and copy["copy"]["seconds"] else None
     if copy is not None and copy_rate is not None and reference is not None:
         copy["records_per_second"] = round(copy_rate)
@@ -298,8 +322,10 @@ def table(doc: dict[str, Any]) -> list[list[str]]:
         groups = case["processes"].get("groups", {})
         redis = case.get("redis") or {}
         packed = case["case"]["records_per_message"]
+        users = next((w["users_per_second"] for w in case["waves"] if "users_per_second" in w), None)
         rows.append([
-            case["case"]["name"] + (f" ({packed}/msg)" if packed > 1 else ""),
+            case["case"]["name"] + (f" ({packed}/msg)" if packed > 1 else " (1/msg)")
+            + (f", {users:,} users/s" if case["case"].get("passwords") and users else ""),
             str(case["case"]["workers"]), f"{case['records']:,}", f"{case['seconds']:.1f}", f"{case['records_per_second']:,}",
             f"{case['ratio_to_copy']:.3f}" if case.get("ratio_to_copy") is not None else "-",
             "/".join(f"{cpu.get(g, 0):.2f}" for g in ("producer", "workers", "redis", "database")),

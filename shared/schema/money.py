@@ -13,7 +13,6 @@ from sqlalchemy import BigInteger, Numeric
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-
 SCALE = 4
 QUANTUM = Decimal(1).scaleb(-SCALE)
 
