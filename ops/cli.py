@@ -639,10 +639,11 @@ def sample(out_dir: Path, accounts: int, seed: int, fault_rate: float, passwords
 @click.option("--ledger/--no-ledger", default=True, show_default=True, help="Include invoices, transactions and payments.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("bench-results"), show_default=True,
               help="Where bench.json is written.")
+@click.option("--cases", "only", default="", help="Only these cases, comma-separated (default, naive, per-record, passwords).")
 @click.option("--scratch-database", default="cutover_bench", show_default=True,
               help="PostgreSQL: the database dropped and created again before each case (never one in use).")
 def bench(records: int, database_url: str | None, broker_url: str | None, workers: int, scaling: str, naive_records: int,
-          packed: int, password_records: int, ledger: bool, out_dir: Path, scratch_database: str) -> None:
+          packed: int, password_records: int, ledger: bool, out_dir: Path, only: str, scratch_database: str) -> None:
     """Run a synthetic migration end to end per message shape and compare with PostgreSQL COPY of the same rows."""
 
     def go() -> int:
@@ -665,7 +666,8 @@ def bench(records: int, database_url: str | None, broker_url: str | None, worker
             broker_url=broker_url or settings.broker_url or None, out_dir=out_dir, workers=workers,
             scaling=tuple(int(n) for n in scaling.split(",") if n.strip()),
             naive_accounts=max(1, naive_records // per_account), packed=packed, ledger=ledger,
-            password_accounts=max(1, password_records // per_account), scratch_database=scratch_database)
+            password_accounts=max(1, password_records // per_account), scratch_database=scratch_database,
+            only=tuple(c.strip() for c in only.split(",") if c.strip()))
         console = _console()
         doc = run_bench(config, progress=console.print)
         rows = table(doc)

@@ -138,7 +138,7 @@ def load_batch(sessions: sessionmaker[Session], registry: Registry, vault: Vault
     committed before one is kept (loading is idempotent, so the whole batch can be sent again)."""
     results: dict[int, str] = {}
     todo = list(envelopes)
-    hashing = "Password" in entity.secret_fields
+    hashing = "Password" in entity.secret_fields and any(env.fields.get("Password") for env in todo)
     group = FIRST_HASH_GROUP if hashing else len(todo)
     hashes: dict[str, str] = {}
     work = _Work(sessions, registry, vault, loaders, entity, attempts, budget, hashes)
@@ -163,7 +163,8 @@ def _hash_passwords(readers: sessionmaker[Session], vault: Vault, envelopes: Seq
     if not wanted:
         return 0
     with readers() as session:
-        loaded = set(session.scalars(select(LedgerEntry.key).where(LedgerEntry.key.in_([e.key for e in wanted]))))
+        keys = dialect_of(session).any_of(LedgerEntry.key, [e.key for e in wanted])
+        loaded = set(session.scalars(select(LedgerEntry.key).where(keys)))
     made = 0
     for env in wanted:
         if env.key not in loaded:
@@ -243,7 +244,7 @@ class _Work:
         """Records whose key the ledger holds are settled from it; the others are returned."""
         previous = {row.key: row for row in tx.session.execute(
             select(LedgerEntry.key, LedgerEntry.record_id, LedgerEntry.target_id)
-            .where(LedgerEntry.key.in_([e.key for e in todo])))}
+            .where(dialect_of(tx.session).any_of(LedgerEntry.key, [e.key for e in todo])))}
         fresh = []
         for env in todo:
             earlier = previous.get(env.key) or tx.loaded.get(env.key)

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared.dialects import dialect_of, table_of
@@ -49,16 +49,12 @@ def ensure_invoices(session: Session,
         return {}
     keys = sorted(wanted)
     dialect = dialect_of(session)
-    dialect.insert_missing(session, INVOICES, [new_invoice(wanted[k][0], k[0], wanted[k][1]) for k in keys],
-                           ("account_id", "sequence"))
-    found: dict[tuple[int, int], InvoiceRow] = {}
-    for part in chunks(keys):
-        query = (select(Invoice.id, Invoice.account_id, Invoice.sequence, Invoice.name, Invoice.state, Invoice.printed,
-                        Invoice.opening_balance)
-                 .where(tuple_(Invoice.account_id, Invoice.sequence).in_(list(part)))
-                 .order_by(Invoice.account_id, Invoice.sequence).with_for_update())
-        for row in session.execute(query):
-            found[(row.account_id, row.sequence)] = InvoiceRow(*row)
+    found = _locked(session, keys)
+    missing = [k for k in keys if k not in found]
+    if missing:  # a concurrent batch's invoice wins quietly; then everything is read again, locked
+        dialect.insert_missing(session, INVOICES, [new_invoice(wanted[k][0], k[0], wanted[k][1]) for k in missing],
+                               ("account_id", "sequence"))
+        found = _locked(session, keys)
     changes = []
     for key, invoice in found.items():
         plan = wanted[key][0]
@@ -69,6 +65,20 @@ def ensure_invoices(session: Session,
             for name, value in change.items():
                 setattr(invoice, name, value)
     dialect.update_rows(session, INVOICES, "id", changes)
+    return found
+
+
+def _locked(session: Session, keys: list[tuple[int, int]]) -> dict[tuple[int, int], InvoiceRow]:
+    """The invoices of these (account, sequence) keys, locked in key order."""
+    dialect = dialect_of(session)
+    found: dict[tuple[int, int], InvoiceRow] = {}
+    for part in chunks(keys):
+        query = (select(Invoice.id, Invoice.account_id, Invoice.sequence, Invoice.name, Invoice.state, Invoice.printed,
+                        Invoice.opening_balance)
+                 .where(dialect.keys_in([Invoice.account_id, Invoice.sequence], part))
+                 .order_by(Invoice.account_id, Invoice.sequence).with_for_update())
+        for row in session.execute(query):
+            found[(row.account_id, row.sequence)] = InvoiceRow(*row)
     return found
 
 
@@ -106,12 +116,14 @@ def settle(session: Session, invoice_ids: Iterable[int]) -> None:
             select(Payment.id, Payment.invoice_id, Payment.amount, PaymentAllocation.id, PaymentAllocation.amount)
             .outerjoin(PaymentAllocation, (PaymentAllocation.payment_id == Payment.id)
                        & (PaymentAllocation.invoice_id == Payment.invoice_id))
-            .where(Payment.invoice_id.in_(part)).order_by(Payment.invoice_id, Payment.record_order, Payment.id))
+            .where(dialect_of(session).any_of(Payment.invoice_id, part))
+            .order_by(Payment.invoice_id, Payment.record_order, Payment.id))
         for payment_id, invoice_id, amount, allocation_id, allocated in found:
             owed.setdefault(int(invoice_id or 0), []).append((payment_id, amount, allocation_id, allocated))
     if not owed:
         return
-    totals = {row[0]: row[1] for row in session.execute(select(Invoice.id, Invoice.total).where(Invoice.id.in_(sorted(owed))))}
+    query = select(Invoice.id, Invoice.total).where(dialect_of(session).any_of(Invoice.id, sorted(owed)))
+    totals = {row[0]: row[1] for row in session.execute(query)}
     payments: list[dict[str, object]] = []
     new_allocations: list[dict[str, object]] = []
     allocations: list[dict[str, object]] = []

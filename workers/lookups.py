@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.dialects import DRY_RUN
+from shared.dialects import DRY_RUN, dialect_of
 from shared.envelope import natural_key_text, show_key
 from shared.errors import Blocked, RuleViolation, UnknownReference
 from shared.hints import hint_for
@@ -63,6 +63,7 @@ class Lookups:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self.dialect = dialect_of(session)
         # a dry run's transaction rolls back: what it sees must not outlive it
         self.ref_ids = {} if session.info.get(DRY_RUN) else _REFERENCE_IDS
         self.accounts: dict[str, list[AccountRow]] = {}
@@ -81,7 +82,7 @@ class Lookups:
         wanted = sorted({n for n in names if n and (kind, n) not in self.ref_ids})
         for part in chunks(wanted):
             for name, item_id in self.session.execute(select(ReferenceItem.name, ReferenceItem.id).where(
-                    ReferenceItem.kind == kind, ReferenceItem.name.in_(part))):
+                    ReferenceItem.kind == kind, self.dialect.any_of(ReferenceItem.name, part))):
                 self.ref_ids[(kind, name)] = item_id
 
     def ref(self, kind: str, name: str, field: str) -> int:
@@ -105,7 +106,7 @@ class Lookups:
         wanted = sorted({i for i in tax_code_ids if i is not None and i not in self.tax_rates})
         for part in chunks(wanted):
             for item_id, attributes in self.session.execute(select(ReferenceItem.id, ReferenceItem.attributes)
-                                                            .where(ReferenceItem.id.in_(part))):
+                                                            .where(self.dialect.any_of(ReferenceItem.id, part))):
                 self.tax_rates[item_id] = {i: Decimal(attributes[f"Rate{i}"]) for i in TAX_SLOTS
                                            if (attributes or {}).get(f"Rate{i}")}
 
@@ -116,7 +117,7 @@ class Lookups:
         self._accounts_asked.update(wanted)
         for part in chunks(wanted):
             for row in self.session.execute(select(Account.id, Account.name, Account.owner_id, Account.parent_id,
-                                                   Account.tax_code_id).where(Account.name.in_(part))):
+                                                   Account.tax_code_id).where(self.dialect.any_of(Account.name, part))):
                 self.accounts.setdefault(row.name, []).append(AccountRow(*row))
 
     def add_account(self, row: AccountRow) -> None:
@@ -141,7 +142,7 @@ class Lookups:
         self._contacts_of.update(wanted)
         for part in chunks(wanted):
             for row in self.session.execute(select(Contact.id, Contact.account_id, Contact.name)
-                                            .where(Contact.account_id.in_(part))):
+                                            .where(self.dialect.any_of(Contact.account_id, part))):
                 self.contacts[(row.account_id, row.name)] = ContactRow(*row)
 
     def add_contact(self, row: ContactRow) -> None:
@@ -174,7 +175,7 @@ class Lookups:
         for part in chunks(wanted):
             for row in self.session.execute(select(ContactPoint.id, ContactPoint.contact_id, ContactPoint.point_type_id,
                                                    ContactPoint.value, ContactPoint.contact_type_id)
-                                            .where(ContactPoint.contact_id.in_(part))):
+                                            .where(self.dialect.any_of(ContactPoint.contact_id, part))):
                 self.points[(row.contact_id, row.point_type_id)] = (row.id, row.value, row.contact_type_id)
 
     # -- the ledger -------------------------------------------------------------------------
@@ -188,7 +189,7 @@ class Lookups:
         for run_id, numbers in by_run.items():
             for part in chunks(sorted(numbers)):
                 for plan in self.session.scalars(select(InvoicePlan).where(InvoicePlan.run_id == run_id,
-                                                                           InvoicePlan.plan.in_(part))):
+                                                                           self.dialect.any_of(InvoicePlan.plan, part))):
                     self.plans[(plan.run_id, plan.plan)] = plan
 
     def close_plans(self, run_id: str, close_no: int) -> list[InvoicePlan]:
@@ -211,8 +212,9 @@ class Lookups:
         if not account_ids or not names:
             return found
         for part in chunks(sorted(set(account_ids))):
-            for row in self.session.execute(select(Invoice.id, Invoice.account_id, Invoice.name, Invoice.sequence)
-                                            .where(Invoice.account_id.in_(part), Invoice.name.in_(sorted(set(names))))):
+            query = select(Invoice.id, Invoice.account_id, Invoice.name, Invoice.sequence).where(
+                self.dialect.any_of(Invoice.account_id, part), self.dialect.any_of(Invoice.name, sorted(set(names))))
+            for row in self.session.execute(query):
                 known = found.get((row.account_id, row.name))
                 if known is None or row.sequence < known[1]:
                     found[(row.account_id, row.name)] = (row.id, row.sequence)
@@ -223,7 +225,7 @@ class Lookups:
         wanted = sorted(set(account_ids))
         found: dict[int, int | None] = {}
         for part in chunks(wanted):
-            rows = self.session.execute(select(Account.id, Account.parent_id).where(Account.id.in_(part)))
+            rows = self.session.execute(select(Account.id, Account.parent_id).where(self.dialect.any_of(Account.id, part)))
             found.update({row[0]: row[1] for row in rows})
         return found
 
@@ -236,7 +238,8 @@ class Lookups:
         found: dict[tuple[Any, ...], tuple[int, dict[str, Any]]] = {}
         columns = [table.c[c] for c in key_columns]
         for part in chunks(wanted):
-            condition = tuple_(*columns).in_(list(part)) if len(columns) > 1 else columns[0].in_([k[0] for k in part])
+            condition = (self.dialect.keys_in(columns, part) if len(columns) > 1
+                         else self.dialect.any_of(columns[0], [k[0] for k in part]))
             for row in self.session.execute(select(table.c.id, *columns, *(table.c[c] for c in compared)).where(condition)):
                 values = row._mapping
                 found[tuple(values[c] for c in key_columns)] = (values["id"], {c: values[c] for c in compared})

@@ -74,6 +74,8 @@ class BenchConfig:
     packed: int = 500
     ledger: bool = True
     scratch_database: str = "cutover_bench"
+    only: tuple[str, ...] = ()
+    """Run only the cases of these names (empty: every case)."""
     """The database the benchmark drops and creates again on the PostgreSQL server before each case."""
 
 
@@ -116,7 +118,7 @@ def cases_for(config: BenchConfig) -> list[Case]:
              Case("passwords", config.workers, records_per_message=config.packed,
                   accounts=min(config.accounts, config.password_accounts), passwords=True)]
     cases += [Case(REFERENCE, n, records_per_message=config.packed) for n in config.scaling if n != config.workers]
-    return cases
+    return [c for c in cases if not config.only or c.name in config.only]
 
 
 def run_bench(config: BenchConfig, progress: Any = print) -> dict[str, Any]:

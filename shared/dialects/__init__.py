@@ -96,8 +96,12 @@ class Dialect:
     def configure(self, engine: Engine) -> None:
         """Connection settings the database needs (nothing, generically)."""
 
+    def any_of(self, column: Any, values: Sequence[Any]) -> Any:
+        """``column IN (…)``: a batch's lookup of many values at once."""
+        return column.in_(list(values))
+
     def keys_in(self, columns: Sequence[Any], values: Sequence[tuple[Any, ...]]) -> Any:
-        """``(a, b) IN ((…), (…))``, the natural-key lookup of a batch."""
+        """``(a, b) IN ((…), (…))``: a batch's lookup of many natural keys at once."""
         return tuple_(*columns).in_(list(values))
 
 
