@@ -115,15 +115,34 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
+def time_left(estimate: Estimate, short: bool = False) -> str:
+    """``about 15 s left``, ``all settled``, or why it is unknown; ``short`` for a column of a
+    terminal line (``15 s left``, ``stalled``), where the stall is explained on a line of its own."""
+    if estimate.stalled:
+        return "stalled" if short else stall_warning(estimate)
+    if estimate.eta == 0:
+        return "all settled"
+    if estimate.eta is None:
+        return "measuring…" if short else "time left: measuring…"
+    return f"{format_duration(estimate.eta)} left" if short else f"about {format_duration(estimate.eta)} left"
+
+
+def stall_warning(estimate: Estimate) -> str:
+    return f"no record settled in the last {format_duration(estimate.window)}: are the workers running?"
+
+
 def describe(estimate: Estimate) -> str:
     """One line for a title or a page: done of total, rate, time left."""
-    if estimate.stalled:
-        left = f"no record settled in the last {format_duration(estimate.window)}: are the workers running?"
-    elif estimate.eta == 0:
-        left = "all settled"
-    else:
-        left = f"about {format_duration(estimate.eta)} left" if estimate.eta is not None else "time left: measuring…"
-    return f"{estimate.done:,} of {estimate.total:,} records settled — {format_rate(estimate.rate)} — {left}"
+    return f"{estimate.done:,} of {estimate.total:,} records settled — {format_rate(estimate.rate)} — {time_left(estimate)}"
+
+
+def average_since(started: float, done_then: int, now: float, done: int, total: int) -> Estimate:
+    """For a reader with a single look at a run (`cutover status`): the rate averaged since it began
+    loading, and the time left at that rate. Stalled only when nothing settled in a whole window."""
+    meter = Meter(window=max(WINDOW_SECONDS, now - started))
+    meter.add(started, done_then)
+    meter.add(now, done)
+    return meter.estimate(total)
 
 
 @dataclass(frozen=True)

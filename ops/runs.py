@@ -20,13 +20,14 @@ from ops import exitcodes
 from ops.backends import broker, database, reading
 from ops.embedded import LocalWorkers
 from ops.mailer import report_message, require_mail, send
+from ops.progress_view import Frame, ProgressView, read_frame
 from ops.reconcile import reconcile
-from ops.summary import counts_table, print_summary, run_document
+from ops.summary import print_summary, run_document
 from producer.formats import FORMATS, Preparation, SourceFile
 from producer.replay import LetterFilter, plan_replay
 from producer.staging import Stager, StagingResult, new_run_id
 from shared.celery_app import DISPATCH_RESUME, DISPATCH_START
-from shared.dispatch import in_flight, runs_of
+from shared.dispatch import runs_of
 from shared.entities import REGISTRY
 from shared.errors import ConfigError, SourceError
 from shared.liveness import this_process
@@ -245,22 +246,23 @@ def wait_for(readers: sessionmaker[Session], run_id: str, workers: LocalWorkers 
     settings = load_settings()
     limit, chunk = settings.max_in_flight, settings.chunk_size
     outage = _Outage(console)
+    view = ProgressView(REGISTRY, settings.password_hash) if live_display else None
 
-    def look() -> tuple[str, Any]:
+    def look() -> tuple[str, Frame | None]:
         with readers() as session:
             state = session.get_one(Run, run_id).state
-            table = counts_table(run_document(session, run_id), title=_title(session, run_id, state, limit, chunk)) \
-                if live_display else None
-            return state, table
+            return state, read_frame(session, run_id, limit, chunk) if view is not None else None
 
-    with Live(console=console, auto_refresh=False, transient=False) if live_display else _NoLive() as live:
+    # transient: the view gives way to the summary's full table, printed once
+    with Live(console=console, auto_refresh=False, transient=True) if view is not None else _NoLive() as live:
         while True:
             seen = patiently(look, outage, deadline)
             if seen is None:
                 return False
-            state, table = seen
-            if table is not None:
-                live.update(table, refresh=True)
+            state, frame = seen
+            if view is not None and frame is not None:
+                view.update(frame)
+                live.update(view, refresh=True)
             if state == "completed":
                 return True
             if workers is not None:
@@ -268,15 +270,6 @@ def wait_for(readers: sessionmaker[Session], run_id: str, workers: LocalWorkers 
             if deadline is not None and time.monotonic() > deadline:
                 return False
             time.sleep(POLL_SECONDS)
-
-
-def _title(session: Session, run_id: str, state: str, limit: int, chunk: int) -> str:
-    """The run's state and its back-pressure: at the limit, publishing waits for the workers."""
-    if state != "running":
-        return f"run {run_id} — {state}"
-    flying = in_flight(session, run_id)
-    waiting = " — limit reached, publishing waits for the workers" if flying > limit - chunk else ""
-    return f"run {run_id} — {state} — {flying:,} of at most {limit:,} records in flight{waiting}"
 
 
 def _wait_and_summarise(readers: sessionmaker[Session], run_id: str, workers: LocalWorkers | None, request: RunRequest,

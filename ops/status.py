@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from rich.table import Table
@@ -12,13 +12,11 @@ from sqlalchemy import select
 from ops import exitcodes
 from ops.backends import database, reading
 from ops.console import make_console
-from ops.summary import print_summary, run_document
+from ops.progress import Estimate, time_left
+from ops.summary import IN_PROGRESS, loading_estimate, print_summary, run_document, run_duration
 from shared.errors import ConfigError
-from shared.schema.base import utcnow
 from shared.schema.control import Run
 from shared.settings import Settings
-
-IN_PROGRESS = ("staging", "ready", "running")
 
 
 def list_runs(settings: Settings, as_json: bool, limit: int) -> int:
@@ -26,6 +24,11 @@ def list_runs(settings: Settings, as_json: bool, limit: int) -> int:
     with reading(settings)() as session:
         runs = session.scalars(select(Run).order_by(Run.created_at.desc()).limit(limit)).all()
         docs = [run_document(session, r.id) for r in runs]
+        estimates = {doc["run_id"]: loading_estimate(session, doc) for doc in docs}
+    for doc in docs:
+        estimate = estimates[doc["run_id"]]
+        if estimate is not None:
+            doc["progress"] = _progress_json(estimate)
     if as_json:
         print(json.dumps(docs, indent=2))
         return exitcodes.OK
@@ -34,35 +37,39 @@ def list_runs(settings: Settings, as_json: bool, limit: int) -> int:
         console.print("no runs yet: `cutover run FILES` starts one (`cutover validate FILES` checks them first)")
         return exitcodes.OK
     table = Table(title="runs")
-    for column in ("run", "kind", "state", "created", "duration", "read", "committed", "skipped", "dead", "blocked",
-                   "files"):
+    loading = any(estimates.values())
+    for column in ("run", "kind", "state", "created", "duration", *(("progress",) if loading else ()), "read",
+                   "committed", "skipped", "dead", "blocked", "files"):
         table.add_column(column, overflow="fold", justify="right" if column == "duration" else "left")
     for doc in docs:
         t = doc["totals"]
         state = "in progress" if doc["state"] in IN_PROGRESS else doc["state"]
-        table.add_row(doc["run_id"], doc["kind"], state, doc["created_at"], _duration(doc), *(str(t[c]) for c in
-                      ("read", "committed", "skipped", "dead", "blocked")), ", ".join(doc["files"]))
+        progress = (_progress_cell(estimates[doc["run_id"]]),) if loading else ()
+        table.add_row(doc["run_id"], doc["kind"], state, doc["created_at"], run_duration(doc), *progress,
+                      *(str(t[c]) for c in ("read", "committed", "skipped", "dead", "blocked")),
+                      _files(doc["files"], console.is_terminal))
     console.print(table)
     return exitcodes.OK
 
 
-def _duration(doc: dict[str, Any]) -> str:
-    """How long the run took, or has taken so far while in progress; a refused run has none."""
-    if doc["duration_seconds"] is not None:
-        return format_duration(doc["duration_seconds"])
-    if doc["state"] in IN_PROGRESS:
-        return format_duration((utcnow() - datetime.fromisoformat(doc["created_at"])).total_seconds()) + " so far"
-    return "—"
+def _progress_json(estimate: Estimate) -> dict[str, Any]:
+    return {"settled": estimate.done, "total": estimate.total,
+            "rate": None if estimate.rate is None else round(estimate.rate, 2),
+            "eta_seconds": None if estimate.eta is None else round(estimate.eta, 1)}
 
 
-def format_duration(seconds: float) -> str:
-    """``42s``, ``3m 05s``, ``2h 07m``."""
-    whole = max(0, round(seconds))
-    if whole < 60:
-        return f"{whole}s"
-    if whole < 3600:
-        return f"{whole // 60}m {whole % 60:02d}s"
-    return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
+def _progress_cell(estimate: Estimate | None) -> str:
+    """``54% — about 15 s left``; empty for a run that is not loading."""
+    return "" if estimate is None else f"{estimate.fraction:.0%} — {time_left(estimate)}"
+
+
+def _files(files: list[str], terminal: bool) -> str:
+    """The run's files; on a terminal, several in one folder as ``6 files in examples/engageip``, so
+    the table fits it (``--json`` and output to a file list them all)."""
+    folders = {str(Path(f).parent) for f in files}
+    if terminal and len(files) > 1 and len(folders) == 1:
+        return f"{len(files)} files in {folders.pop()}"
+    return ", ".join(files)
 
 
 def show_run(settings: Settings, run_id: str, as_json: bool) -> int:
@@ -71,7 +78,11 @@ def show_run(settings: Settings, run_id: str, as_json: bool) -> int:
         if session.get(Run, run_id) is None:
             raise ConfigError(f"no run {run_id!r}; `cutover status` lists them")
         if as_json:
-            print(json.dumps(run_document(session, run_id), indent=2))
+            doc = run_document(session, run_id)
+            estimate = loading_estimate(session, doc)
+            if estimate is not None:
+                doc["progress"] = _progress_json(estimate)
+            print(json.dumps(doc, indent=2))
             return exitcodes.OK
         print_summary(make_console(), session, run_id)
     return exitcodes.OK

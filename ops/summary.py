@@ -1,7 +1,9 @@
-"""Counts of a run as a table, as JSON, and the invariant read = committed + skipped + dead + blocked."""
+"""Counts of a run as a table, as JSON, and the invariant read = committed + skipped + dead + blocked; its
+duration, and while it loads, its progress at the rate averaged so far (what `cutover status` shows)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from rich.console import Console
@@ -9,13 +11,16 @@ from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ops.progress import Estimate, average_since, describe
 from shared.dispatch import OUTCOMES, live_counts
 from shared.liveness import effective_state
-from shared.schema.control import DeadLetter, Run, StagedRecord
+from shared.schema.base import utcnow
+from shared.schema.control import DeadLetter, DispatchChunk, Run, StagedRecord
 from shared.schema.subscriptions import Subscription
 from shared.sweeper import recent_events
 
 COLUMNS = ("read", *OUTCOMES)
+IN_PROGRESS = ("staging", "ready", "running")
 WHAT_IT_DOES = {"staging": "still reading its files", "ready": "staged, waiting for a worker on the control queue",
                 "running": "still loading", "interrupted": "interrupted: nothing works on it any more",
                 "abandoned": "abandoned while its files were read"}
@@ -72,6 +77,50 @@ def go_live_reminders(session: Session, dispatch_id: str) -> list[str]:
     return [first, "Keep automatic dunning off until you have verified that reminders go to the right people."]
 
 
+def run_duration(doc: dict[str, Any]) -> str:
+    """How long the run took, or has taken so far while in progress; a refused run has none."""
+    if doc["duration_seconds"] is not None:
+        return short_duration(doc["duration_seconds"])
+    if doc["state"] in IN_PROGRESS:
+        return short_duration((utcnow() - datetime.fromisoformat(doc["created_at"])).total_seconds()) + " so far"
+    return "—"
+
+
+def short_duration(seconds: float) -> str:
+    """``42s``, ``3m 05s``, ``2h 07m``."""
+    whole = max(0, round(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60:02d}s"
+    return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
+
+
+def summary_title(doc: dict[str, Any]) -> str:
+    """``run r… — completed in 18s``; ``run r… — running — 1m 05s so far`` (the duration `cutover status` lists)."""
+    if doc["duration_seconds"] is not None:
+        return f"run {doc['run_id']} — {doc['state']} in {run_duration(doc)}"
+    if doc["state"] in IN_PROGRESS:
+        return f"run {doc['run_id']} — {doc['state']} — {run_duration(doc)}"
+    return f"run {doc['run_id']} — {doc['state']}"
+
+
+def loading_estimate(session: Session, doc: dict[str, Any]) -> Estimate | None:
+    """For a run that is loading: records settled of read, the rate averaged since its first chunk was
+    published, and the time left at that rate (``ops.progress``). A single look has no window of
+    samples to measure over, as the live display has; None before loading starts. Records dead at
+    read time (chunk −1) were settled before loading began, so they do not count in the rate."""
+    if doc["state"] not in IN_PROGRESS:
+        return None
+    first = session.scalar(select(func.min(DispatchChunk.published_at)).where(DispatchChunk.dispatch_id == doc["run_id"]))
+    if first is None:
+        return None
+    at_read = session.scalar(select(func.count()).select_from(StagedRecord)
+                             .where(StagedRecord.dispatch_id == doc["run_id"], StagedRecord.chunk < 0)) or 0
+    settled = sum(doc["totals"][o] for o in OUTCOMES)
+    return average_since(0.0, min(at_read, settled), (utcnow() - first).total_seconds(), settled, doc["totals"]["read"])
+
+
 def counts_table(doc: dict[str, Any], title: str | None = None) -> Table:
     table = Table(title=title, show_footer=True)
     table.add_column("wave", justify="right")
@@ -105,7 +154,7 @@ def error_digest(session: Session, run_id: str, limit: int = 12) -> list[str]:
 
 def print_summary(console: Console, session: Session, run_id: str) -> dict[str, Any]:
     doc = run_document(session, run_id)
-    console.print(counts_table(doc, title=f"run {run_id} — {doc['state']}"))
+    console.print(counts_table(doc, title=summary_title(doc)))
     digest = error_digest(session, run_id)
     if digest:
         where = "cutover dlq list" if doc["kind"] == "replay" else f"cutover dlq list --run {run_id}"
@@ -120,8 +169,10 @@ def print_summary(console: Console, session: Session, run_id: str) -> dict[str, 
         console.print(f"refused, nothing was loaded: {doc['message']}", highlight=False, markup=False)
         return doc
     if doc["balanced"] is None:
+        estimate = loading_estimate(session, doc)
         console.print(f"the run is {WHAT_IT_DOES.get(doc['state'], doc['state'])}: "
-                      f"{doc['totals']['pending']:,} record(s) not loaded yet")
+                      f"{doc['totals']['pending']:,} record(s) not loaded yet"
+                      + (f" — {describe(estimate)} (averaged since loading began)" if estimate else ""), highlight=False)
         return doc
     verdict = "holds" if doc["balanced"] else f"DOES NOT HOLD for {', '.join(doc['unbalanced'])}"
     console.print(f"read = committed + skipped + dead + blocked {verdict} "

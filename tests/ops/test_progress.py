@@ -10,11 +10,14 @@ from ops.progress import (
     Estimate,
     Meter,
     Sample,
+    average_since,
     describe,
     eta_seconds,
     format_duration,
     format_rate,
     rate_between,
+    stall_warning,
+    time_left,
 )
 
 
@@ -84,3 +87,24 @@ def test_backpressure_reaches_the_limit_within_a_chunk_of_it() -> None:
     assert Backpressure(9_501, 10_000, 500).at_limit
     assert Backpressure(8_500, 10_000, 500).describe() == "8,500 of at most 10,000 records in flight"
     assert Backpressure(10_000, 10_000, 500).describe().endswith("limit reached, publishing waits for the workers")
+
+
+def test_time_left_long_for_a_page_short_for_a_terminal_column() -> None:
+    assert time_left(Estimate(250, 1000, 50.0, 15.0)) == "about 15 s left"
+    assert time_left(Estimate(250, 1000, 50.0, 15.0), short=True) == "15 s left"
+    assert time_left(Estimate(250, 1000, None, None)) == "time left: measuring…"
+    assert time_left(Estimate(250, 1000, None, None), short=True) == "measuring…"
+    assert time_left(Estimate(1000, 1000, 5.0, 0.0), short=True) == "all settled"
+    stalled = Estimate(250, 1000, 0.0, None, span=40.0, window=30.0)
+    assert time_left(stalled, short=True) == "stalled"
+    assert time_left(stalled) == stall_warning(stalled) == "no record settled in the last 30 s: are the workers running?"
+
+
+def test_average_since_is_one_look_at_a_run() -> None:
+    estimate = average_since(100.0, 0, 140.0, 800, 1000)  # 800 settled in the 40 s since loading began
+    assert estimate.rate == pytest.approx(20.0) and estimate.eta == pytest.approx(10.0)
+    assert not estimate.stalled
+    assert average_since(100.0, 0, 110.0, 0, 1000).stalled is False, "ten seconds without a record is no stall"
+    idle = average_since(100.0, 0, 160.0, 0, 1000)
+    assert idle.stalled and idle.eta is None
+    assert average_since(100.0, 0, 100.0, 0, 1000).rate is None
