@@ -3,10 +3,8 @@ batch's records name (reference items, accounts, contacts, contact points, invoi
 asked for by the planners before any record is planned (:meth:`Planner.prefetch`), then read from
 memory while each record is planned. A miss is explained the way a record error needs it — exact
 names, case-sensitive, a near-miss hint, or *blocked* when the missing parent waits in the
-dead-letter store — with a query of its own, only for the misses.
-
-Reference items never change once loaded, so their ids are kept for the life of the worker process
-(``_REFERENCE_IDS``): most batches ask the database for none."""
+dead-letter store — with a query of its own, only for the misses. Nothing outlives the batch: a
+database recreated under a running worker must never be read through ids it no longer has."""
 
 from __future__ import annotations
 
@@ -18,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.dialects import DRY_RUN, dialect_of
+from shared.dialects import dialect_of
 from shared.envelope import natural_key_text, show_key
 from shared.errors import Blocked, RuleViolation, UnknownReference
 from shared.hints import hint_for
@@ -31,10 +29,6 @@ HINT_CANDIDATES = 2000
 LISTED_NAMES = 12
 IN_CHUNK = 1000
 """Values per ``IN (…)``: well under every database's bound-parameter limit."""
-
-_REFERENCE_IDS: dict[tuple[str, str], int] = {}
-"""(kind, name) → id for this process: reference items are never renamed or removed."""
-
 
 @dataclass(frozen=True)
 class AccountRow:
@@ -64,8 +58,8 @@ class Lookups:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.dialect = dialect_of(session)
-        # a dry run's transaction rolls back: what it sees must not outlive it
-        self.ref_ids = {} if session.info.get(DRY_RUN) else _REFERENCE_IDS
+        self.ref_ids: dict[tuple[str, str], int] = {}
+        """(kind, name) → id of the reference items asked for."""
         self.accounts: dict[str, list[AccountRow]] = {}
         self._accounts_asked: set[str] = set()
         self.contacts: dict[tuple[int, str], ContactRow] = {}
