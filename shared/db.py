@@ -32,7 +32,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 60, "isolation_level": None}, **kwargs)
         dialect_for("sqlite").configure(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    dialect_for(engine.dialect.name).configure(engine)
+    return engine
 
 
 _ENGINES: dict[str, Engine] = {}

@@ -6,18 +6,26 @@ from the table's own column types, so they cannot drift from the schema."""
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Table, any_, bindparam, func, select, text, tuple_
+import psycopg
+
+from sqlalchemy import Engine, Table, any_, event, bindparam, func, select, text, tuple_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from shared.dialects import DRY_RUN, Dialect
 from shared.lengths import check_rows
 
 _PG = postgresql.dialect()
+_TWINS = "cutover_twins"
+"""Key, in a pooled connection's ``info`` (which lives as long as the server connection), of the
+temporary twins made on it. Forgotten on any rollback: a twin made in a transaction that rolls back
+is gone with it, and is made again (``IF NOT EXISTS``) on its next use."""
 
 
 class PostgresDialect(Dialect):
@@ -31,8 +39,19 @@ class PostgresDialect(Dialect):
 
     def __init__(self) -> None:
         self._types: dict[tuple[str, str], str] = {}
-        self._twins: set[tuple[int, str]] = set()
-        """(server process, twin) already made: a temporary table lives as long as its connection."""
+
+    def configure(self, engine: Engine) -> None:
+        def forget_twins(conn: Any, *_: Any) -> None:
+            if not conn.invalidated:  # an invalidated connection's server side is gone, twins and all
+                conn.info.pop(_TWINS, None)
+
+        def forget_twins_on_reset(_dbapi: Any, record: Any, state: Any) -> None:
+            if not state.transaction_was_reset:
+                record.info.pop(_TWINS, None)
+
+        event.listen(engine, "rollback", forget_twins)
+        event.listen(engine, "rollback_savepoint", forget_twins)
+        event.listen(engine, "reset", forget_twins_on_reset)
 
     def _type(self, table: Table, column: str) -> str:
         found = self._types.get((table.name, column))
@@ -40,26 +59,38 @@ class PostgresDialect(Dialect):
             found = self._types[(table.name, column)] = table.c[column].type.compile(dialect=_PG)
         return found
 
-    def _cursor(self, session: Session) -> Any:
-        """A psycopg cursor on the session's own connection, inside its transaction."""
-        driver: Any = session.connection().connection.driver_connection
-        return driver.cursor()
+    @contextmanager
+    def _cursor(self, session: Session) -> Iterator[Any]:
+        """A psycopg cursor on the session's own connection, inside its transaction. Its errors come
+        out as SQLAlchemy's (a unique violation as ``IntegrityError``, a lost server as a transient
+        ``OperationalError`` with the connection invalidated), as every other statement's do, so the
+        callers' handling of conflicts and outages holds for the fast path too."""
+        connection = session.connection()
+        driver: Any = connection.connection.driver_connection
+        try:
+            with driver.cursor() as cur:
+                yield cur
+        except psycopg.Error as error:
+            lost = connection.dialect.is_disconnect(error, driver, None) or driver.closed
+            if lost:
+                connection.invalidate(error)
+            raise DBAPIError.instance(None, None, error, psycopg.Error, connection_invalidated=lost,
+                                      dialect=connection.dialect) from error
 
-    def _stage(self, session: Session, table: Table, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> tuple[Any, str]:
-        """COPY ``rows`` (their ``columns``, and their order as ``_n``) into the table's temporary twin;
-        returns the cursor and the twin's name."""
-        cur = self._cursor(session)
+    def _stage(self, cur: Any, session: Session, table: Table, columns: Sequence[str],
+               rows: Sequence[dict[str, Any]]) -> str:
+        """COPY ``rows`` (their ``columns``, and their order as ``_n``) into the table's temporary twin
+        through ``cur``; returns the twin's name."""
         twin = f"cutover_twin_{table.name}"
-        driver: Any = session.connection().connection.driver_connection
-        connection_id = driver.info.backend_pid
-        if (connection_id, twin) not in self._twins:
+        made: set[str] = session.connection().info.setdefault(_TWINS, set())
+        if twin not in made:
             spec = ", ".join(f"{c.name} {self._type(table, c.name)}" for c in table.columns)
             cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {twin} ({spec}, _n integer) ON COMMIT DELETE ROWS")
-            self._twins.add((connection_id, twin))
+            made.add(twin)
         with cur.copy(f"COPY {twin} ({', '.join(columns)}, _n) FROM STDIN") as copy:
             for n, row in enumerate(rows):
                 copy.write_row([*(row[c] for c in columns), n])
-        return cur, twin
+        return twin
 
     def insert_returning(self, session: Session, table: Table, rows: Sequence[dict[str, Any]],
                          returning: Sequence[str]) -> list[tuple[Any, ...]]:
@@ -67,8 +98,8 @@ class PostgresDialect(Dialect):
             return []
         check_rows(table, rows)
         columns = list(rows[0])
-        cur, twin = self._stage(session, table, columns, rows)
-        with cur:
+        with self._cursor(session) as cur:
+            twin = self._stage(cur, session, table, columns, rows)
             cur.execute(f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM {twin} "
                         f"ORDER BY _n RETURNING {', '.join(returning)}")
             found = [tuple(r) for r in cur.fetchall()]
@@ -80,8 +111,8 @@ class PostgresDialect(Dialect):
             return
         check_rows(table, rows)
         columns = list(rows[0])
-        cur, twin = self._stage(session, table, columns, rows)
-        with cur:
+        with self._cursor(session) as cur:
+            twin = self._stage(cur, session, table, columns, rows)
             cur.execute(f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM {twin} ORDER BY _n")
             cur.execute(f"DELETE FROM {twin}")  # a later use in this transaction starts empty
 
@@ -91,8 +122,8 @@ class PostgresDialect(Dialect):
             return
         check_rows(table, rows)
         columns = list(rows[0])
-        cur, twin = self._stage(session, table, columns, rows)
-        with cur:
+        with self._cursor(session) as cur:
+            twin = self._stage(cur, session, table, columns, rows)
             cur.execute(f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM {twin} "
                         f"ORDER BY _n ON CONFLICT ({', '.join(unique)}) DO NOTHING")
             cur.execute(f"DELETE FROM {twin}")  # a later use in this transaction starts empty
@@ -103,8 +134,8 @@ class PostgresDialect(Dialect):
         check_rows(table, rows)
         columns = list(rows[0])
         sets = ", ".join(f"{c} = v.{c}" for c in columns if c != key)
-        cur, twin = self._stage(session, table, columns, rows)
-        with cur:
+        with self._cursor(session) as cur:
+            twin = self._stage(cur, session, table, columns, rows)
             cur.execute(f"UPDATE {table.name} AS t SET {sets} FROM {twin} AS v WHERE t.{key} = v.{key}")
             cur.execute(f"DELETE FROM {twin}")  # a later use in this transaction starts empty
 
@@ -113,8 +144,8 @@ class PostgresDialect(Dialect):
             return
         columns = list(deltas[0])
         sets = ", ".join(f"{c} = t.{c} + v.{c}" for c in columns if c != key)
-        cur, twin = self._stage(session, table, columns, deltas)
-        with cur:
+        with self._cursor(session) as cur:
+            twin = self._stage(cur, session, table, columns, deltas)
             cur.execute(f"UPDATE {table.name} AS t SET {sets} FROM {twin} AS v WHERE t.{key} = v.{key}")
             cur.execute(f"DELETE FROM {twin}")  # a later use in this transaction starts empty
 
