@@ -11,8 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-
-from sqlalchemy import Engine, Table, any_, event, bindparam, func, select, text, tuple_
+from sqlalchemy import Engine, Table, any_, bindparam, event, func, select, text, tuple_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
@@ -71,7 +70,7 @@ class PostgresDialect(Dialect):
             with driver.cursor() as cur:
                 yield cur
         except psycopg.Error as error:
-            lost = connection.dialect.is_disconnect(error, driver, None) or driver.closed
+            lost = connection.dialect.is_disconnect(error, driver, None) or driver.closed  # type: ignore[arg-type]
             if lost:
                 connection.invalidate(error)
             raise DBAPIError.instance(None, None, error, psycopg.Error, connection_invalidated=lost,
