@@ -45,7 +45,7 @@ def test_config_prints_every_setting_with_secrets_hidden(embedded: Cluster) -> N
 
 
 @pytest.mark.parametrize(("variable", "value", "message"), [
-    ("CUTOVER_CHUNK_SIZE", "lots", "setting chunk_size: 'lots' is not a valid"),
+    ("CUTOVER_CHUNK_SIZE", "lots", "setting chunk_size: 'lots' is not a whole number"),
     ("CUTOVER_DATE_ORDER", "year-first", "date_order must be month-first or day-first, not 'year-first'"),
     ("CUTOVER_CONFIG", "no-such-file.toml", "CUTOVER_CONFIG names no-such-file.toml, which does not exist"),
 ])
@@ -86,7 +86,7 @@ def test_worker_without_a_broker_is_a_usage_error(embedded: Cluster) -> None:
 def test_discard_without_ids_or_a_filter_is_a_usage_error(cluster: Cluster) -> None:
     done = cluster.cli("dlq", "discard", "--yes")
     assert done.returncode == 2, done.stdout + done.stderr
-    assert "name letter ids or at least one filter" in done.stderr
+    assert "name the letters to discard: their ids, or at least one of --run" in done.stderr
 
 
 # -- status --limit ----------------------------------------------------------------------------------------
@@ -142,7 +142,7 @@ def test_a_schema_that_is_behind_is_refused_until_upgraded(database_url: str, tm
 
     done = installation.cli("status")
     assert done.returncode == 4, done.stdout + done.stderr
-    assert done.stderr.strip() == f"error: the database schema is at nothing, cutover needs {head}: run `cutover db upgrade`"
+    assert done.stderr.strip() == f"error: the database has no cutover schema yet (cutover needs {head}): run `cutover db upgrade`"
 
     assert installation.cli("db", "upgrade").returncode == 0
     command.downgrade(alembic_config(database_url), "-1")
