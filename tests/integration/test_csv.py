@@ -708,7 +708,7 @@ def test_profile_init_does_not_take_the_customer_name_for_the_account_number(tmp
     assert written["columns"] == {"name": "Customer Name", "email": "Email Address"}
     assert written["account_number"]["parts"] == [{"column": "FILL IN: account number header"}], \
         "no header looks like an account number: a placeholder to fill in, not the customer name"
-    assert "no column found for account_number" in done.stdout
+    assert "no column was found for account_number" in done.stdout
 
 
 def test_profile_tools_read_a_bom_file_as_run_does(tmp_path: Path) -> None:

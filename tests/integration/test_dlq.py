@@ -47,7 +47,7 @@ def test_replay_filters_choose_the_letters(cluster: Cluster) -> None:
     assert plain.returncode == 0
     assert plain.stdout.splitlines() == [
         f"{unknown_names} dead letter(s) failed at read time and cannot be replayed: fix the source file and run it "
-        "again, or discard them", "nothing to replay"]
+        "again, or discard them", "nothing to replay: no open dead letter matches (`cutover dlq list` shows the open ones)"]
     code, nothing = cluster.run_json("dlq", "replay", "--entity", "NoSuchEntity")
     assert (code, nothing) == (0, {"state": "nothing to replay", "not_replayable": 0, "exit_code": 0})
 
