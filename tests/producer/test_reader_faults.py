@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,15 @@ DIGITS = 5_000
 LONG = "7" + "3" * (DIGITS - 1)
 """An integer of 5,000 digits, over Python's 4,300-digit conversion limit."""
 LATIN_O, LATIN_U = "ø".encode("latin-1"), "ü".encode("latin-1")
+
+
+@pytest.fixture
+def big_tmp(tmp_path: Path) -> Iterator[Path]:
+    """A temporary folder whose files are removed after the test: pytest keeps old temp folders,
+    and these tests write files of 50 to 70 MB."""
+    yield tmp_path
+    for path in tmp_path.iterdir():
+        path.unlink(missing_ok=True)
 
 
 def write(tmp_path: Path, name: str, text: str | bytes) -> Path:
@@ -206,7 +216,8 @@ def staged(tmp_path: Path, path: Path, format_name: str, **options: Any) -> tupl
 
 
 @pytest.mark.parametrize("layout", ["array", "json-lines"])
-def test_a_50_mb_string_reads_then_is_refused_at_staging(tmp_path: Path, layout: str) -> None:
+def test_a_50_mb_string_reads_then_is_refused_at_staging(big_tmp: Path, layout: str) -> None:
+    tmp_path = big_tmp
     huge = "x" * (50 * 2**20)
     texts = [dumps({**CUSTOMER, "name": huge}), dumps({**CUSTOMER, "id": 10002})]
     text = "[\n" + ",\n".join(texts) + "\n]\n" if layout == "array" else "\n".join(texts) + "\n"
@@ -224,7 +235,8 @@ def test_a_50_mb_string_reads_then_is_refused_at_staging(tmp_path: Path, layout:
 
 
 @pytest.mark.parametrize("layout", ["array", "json-lines", "lenient"])
-def test_a_record_over_max_record_refuses_the_file(tmp_path: Path, layout: str) -> None:
+def test_a_record_over_max_record_refuses_the_file(big_tmp: Path, layout: str) -> None:
+    tmp_path = big_tmp
     texts = [dumps(CUSTOMER), dumps({**CUSTOMER, "name": "x" * (MAX_RECORD + 1)}), dumps(CUSTOMER)]
     text = "[\n" + ",\n".join(texts) + "\n]\n" if layout != "json-lines" else "\n".join(texts) + "\n"
     path = write(tmp_path, "over.jsonl" if layout == "json-lines" else "over.json", text)
@@ -368,7 +380,8 @@ def test_csv_line_endings_and_quoted_line_breaks_keep_their_lines(tmp_path: Path
     assert all(r.error is None for r in records)
 
 
-def test_csv_line_over_max_record_refuses_the_file(tmp_path: Path) -> None:
+def test_csv_line_over_max_record_refuses_the_file(big_tmp: Path) -> None:
+    tmp_path = big_tmp
     text = "Account Number,Name,Login\n1001,Ann,ann\n1002," + "x" * (MAX_RECORD + 1) + ",bob\n"
     read, error = refused(CsvReader().read(write(tmp_path, "a.csv", text), ReadOptions(profile=REGISTRATION)))
     assert [r.position.line for r in read] == [2]
