@@ -1,9 +1,10 @@
 """Reader for the csv format (the seed's Customer Import Tool): a CSV file read through a mapping
 profile, one record per row, of the entity the profile's import type names.
 
-Streaming (``csv`` over the open file): a quoted cell may span lines; a row with the wrong number
-of cells is that row's error. What stops the import before anything is read — the file cannot be
-decoded, a header the profile maps is not in the file — is a SourceError (blocking)."""
+Streaming (``csv`` over the file's lines, decoded by ``producer.readers.text`` so a byte the
+encoding refuses is named by its own line): a quoted cell may span lines; a row with the wrong
+number of cells is that row's error. What stops the import — the file cannot be decoded, a header
+the profile maps is not in the file — is a SourceError (blocking)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 from producer.readers import csv_values
 from producer.readers.base import RawRecord
 from producer.readers.csv_profile import REQUIRED, Profile
+from producer.readers.text import MAX_LINE, DecodedText, LineTooLong, Undecodable
 from shared.derived import CREATE_MISSING
 from shared.emails import check_email
 from shared.errors import ConfigError, InvalidValue, MissingField, Position, RecordError, SourceError
@@ -44,9 +46,17 @@ def text_encoding(name: str | None) -> str:
     if not name:
         return "utf-8-sig"
     try:
-        return "utf-8-sig" if codecs.lookup(name).name == "utf-8" else name
+        if codecs.lookup(name).name == "utf-8":
+            return "utf-8-sig"
     except LookupError:
         raise ConfigError(f"unknown encoding {name!r} (e.g. utf-8, latin-1, cp1252)") from None
+    try:
+        b" ".decode(name)
+    except LookupError:  # a codec, but not from bytes to text
+        raise ConfigError(f"{name!r} is not a text encoding (e.g. utf-8, latin-1, cp1252)") from None
+    except UnicodeError:
+        pass  # a text encoding that needs more than one byte (utf-16)
+    return name
 
 
 def header_key(name: str) -> str:
@@ -62,11 +72,12 @@ class CsvReader:
                               "(`cutover csv profile init` writes one from the file's header)")
         encoding = text_encoding(options.encoding or profile.encoding)
         try:
-            handle = path.open(encoding=encoding, newline="")
+            handle = path.open("rb")
         except OSError as exc:
             raise SourceError(str(path), None, f"cannot open: {exc.strerror}") from None
         with handle:
-            rows = csv.reader(handle)
+            # lines as open(..., newline="") gives them: "\r\n", "\r" or "\n" ends one, and stays in a quoted cell
+            rows = csv.reader(DecodedText(handle, encoding, universal_newlines=True).lines())
             line = 1
             try:
                 header = next(rows, None)
@@ -78,10 +89,14 @@ class CsvReader:
                     if any(cell.strip() for cell in row):
                         yield _record(path, line, row, len(header), index, profile, options)
                     line = rows.line_num + 1
-            except UnicodeDecodeError as exc:
-                raise SourceError(str(path), line, f"cannot be read as {encoding} ({exc.reason}, at this line or a "
-                                                   "few after it); "
-                                                   "name the file's encoding with --encoding (e.g. latin-1, cp1252)") from None
+            except Undecodable as exc:
+                shown = "utf-8" if encoding == "utf-8-sig" else encoding
+                raise SourceError(str(path), exc.line, f"cannot be read as {shown}: column {exc.column}, "
+                                                       f"{exc.describe()}; name the file's encoding with --encoding "
+                                                       "(e.g. latin-1, cp1252)") from None
+            except LineTooLong as exc:
+                raise SourceError(str(path), exc.lines_before + 1, f"a line larger than {MAX_LINE >> 20} MB: refused "
+                                                                   "rather than buffered without end") from None
             except csv.Error as exc:
                 raise SourceError(str(path), line, f"not readable as CSV: {exc}") from None
 

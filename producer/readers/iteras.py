@@ -23,7 +23,7 @@ from producer.readers.iteras_operations import (
     refuse_repeated_keys,
     source_id,
 )
-from producer.readers.json_stream import JsonValue, read_values
+from producer.readers.json_stream import TOO_DEEP, JsonValue, LongNumber, json_default, read_values
 from shared.derived import MANUAL_VERIFICATION
 from shared.emails import check_email
 from shared.errors import InvalidValue, MissingField, Position, RecordError, RuleViolation, UnknownName
@@ -40,7 +40,12 @@ DEFAULTS = {"Subscription": {"invoicing": "full", "renewed": "false"}}
 class IterasReader:
     def read(self, path: Path, options: IterasOptions) -> Iterator[RawRecord]:
         for item in read_values(path, lenient=options.lenient_json):
-            yield self._record(path, item, options)
+            try:
+                record = self._record(path, item, options)
+            except RecursionError:  # a value just under the decoder's depth limit, too deep to show again
+                record = RawRecord(UNREADABLE, {}, Position(str(path), item.line, item.column),
+                                   InvalidValue(f"the operation has {TOO_DEEP}"))
+            yield record
 
     def _record(self, path: Path, item: JsonValue, options: IterasOptions) -> RawRecord:
         position = Position(str(path), item.line, item.column)
@@ -50,14 +55,17 @@ class IterasReader:
                                                                  f"invalid JSON: {item.error}"))
         value = item.value
         if not isinstance(value, dict):
+            found = "a number" if isinstance(value, LongNumber) else type(value).__name__
             return RawRecord(UNREADABLE, {}, position, InvalidValue(
-                f"an operation must be a JSON object, found {type(value).__name__}: {json.dumps(value)[:60]}"))
+                f"an operation must be a JSON object, found {found}: {_json_text(value)[:60]}"))
         shown = _as_written(value)
         name = value.get("operation")
         operation = OPERATIONS.get(name) if isinstance(name, str) else None
         if operation is None:
             return RawRecord(str(name) if isinstance(name, str) else UNREADABLE, shown, position, _unknown_operation(name))
         try:
+            if item.long_numbers:
+                _refuse_long_numbers(value)
             fields = _fields(operation, value)
             _check_record(operation.entity, fields)
         except RecordError as error:
@@ -69,13 +77,36 @@ class IterasReader:
 def _as_written(value: dict[str, Any]) -> dict[str, str]:
     """A refused record's fields for its dead letter, as written; ids in their canonical form, so a
     child naming customer ``42`` is blocked behind a refused ``"0042"``, not dead."""
-    shown = {str(k): v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for k, v in value.items()}
+    shown = {str(k): v if isinstance(v, str) else _json_text(v) for k, v in value.items()}
     for name, canonical in (("id", numeric_id), ("subscription_id", source_id)):
         try:
             shown[name] = canonical(name, value[name])
         except (KeyError, RecordError):
             pass
     return shown
+
+
+_AS_WRITTEN = json.JSONEncoder(ensure_ascii=False, default=json_default)
+
+
+def _json_text(value: Any) -> str:
+    """A value as JSON text; an over-long integer by its start and length (not as a JSON string)."""
+    return str(value) if isinstance(value, LongNumber) else _AS_WRITTEN.encode(value)
+
+
+def _refuse_long_numbers(value: dict[str, Any]) -> None:
+    """Refuse the record for its first integer too long to convert, naming its path
+    (``periods[1].remaining_assignments``). Iterative: the value may be nested hundreds deep."""
+    stack: list[tuple[str, Any]] = [(str(k), v) for k, v in reversed(value.items())]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, LongNumber):
+            raise InvalidValue(f"{path} is a number of {item.digits:,} digits: more than any id or amount can hold",
+                               field=path, value=str(item), hint="the file is damaged where this number is written")
+        if isinstance(item, dict):
+            stack.extend((f"{path}.{k}", v) for k, v in reversed(item.items()))
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{n}]", v) for n, v in reversed(list(enumerate(item))))
 
 
 def _unknown_operation(name: Any) -> RecordError:

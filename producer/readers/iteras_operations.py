@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from producer.readers.json_stream import RepeatedKeys
+from producer.readers.json_stream import LongNumber, RepeatedKeys, json_default
 from shared.errors import InvalidValue, MissingField, UnknownName
 from shared.hints import hint_for
 
@@ -37,7 +37,7 @@ def _kind(value: Any) -> str:
 
 
 def _shown(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False)
+    text = str(value) if isinstance(value, LongNumber) else json.dumps(value, ensure_ascii=False, default=json_default)
     return text if len(text) <= 80 else text[:77] + "..."
 
 

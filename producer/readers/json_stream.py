@@ -12,18 +12,27 @@ In an array a syntax error stops the file — nothing after it can be trusted �
 
 ``lenient`` accepts what the seed's own examples contain: ``//`` and ``/* */`` comments and
 trailing commas. They are blanked out with spaces, so every line and column stays where it was.
+
+What the decoder cannot take never becomes a traceback: bytes that are not UTF-8 name their line
+(``producer.readers.text`` decodes the file), a value nested too deep for the decoder's recursion
+limit is refused at its position, an operation longer than ``MAX_RECORD`` refuses the file, and an
+integer longer than Python converts (4,300 digits) is read as a ``LongNumber`` for the reader to
+refuse that record, naming the field.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
+from producer.readers.text import DecodedText, LineTooLong, Undecodable, split_lines
 from shared.errors import SourceError
 
 READ_AHEAD = 1 << 16
@@ -31,6 +40,9 @@ READ_AHEAD = 1 << 16
 MAX_RECORD = 64 << 20
 """A single operation larger than this is refused rather than buffered without end."""
 LENIENT_HINT = "run with --lenient-json to accept comments and trailing commas"
+TOO_DEEP = "arrays or objects nested too deep to read (hundreds of levels, where an operation needs a few): is the file damaged?"
+TOO_LARGE = (f"the operation that starts here is larger than {MAX_RECORD >> 20} MB (or never ends): an operation "
+             "that large is refused rather than buffered without end")
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 
 
@@ -50,7 +62,38 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return marked
 
 
+@dataclass(frozen=True)
+class LongNumber:
+    """An integer literal longer than Python converts to ``int`` (``sys.get_int_max_str_digits``,
+    4,300 digits by default), kept as its text so the reader can refuse the record naming the field."""
+
+    literal: str
+
+    @property
+    def digits(self) -> int:
+        return len(self.literal.lstrip("-"))
+
+    def __str__(self) -> str:
+        """The start and the length: never thousands of digits in a message or a dead letter."""
+        return f"{self.literal[:20]}… ({self.digits:,} digits)"
+
+
+def json_default(value: Any) -> str:
+    """``json.dumps(..., default=json_default)``: a ``LongNumber`` is shown by its start and length."""
+    if isinstance(value, LongNumber):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _int_or_long(literal: str) -> int | LongNumber:
+    limit = sys.get_int_max_str_digits()
+    return LongNumber(literal) if limit and len(literal.lstrip("-")) > limit else int(literal)
+
+
 _DECODER = json.JSONDecoder(object_pairs_hook=_pairs)
+_LONG_NUMBERS = json.JSONDecoder(object_pairs_hook=_pairs, parse_int=_int_or_long)
+"""Decodes again a value the fast decoder refused for an over-long integer. Only then: a
+``parse_int`` hook would cost every integer of every file a Python call."""
 
 
 @dataclass
@@ -63,22 +106,29 @@ class JsonValue:
     error: str | None = None
     error_line: int | None = None
     error_column: int | None = None
+    long_numbers: bool = False
+    """The value holds a ``LongNumber`` somewhere (an integer too long to convert)."""
 
 
 def read_values(path: Path, *, lenient: bool = False) -> Iterator[JsonValue]:
     """Every top-level value of ``path`` in file order."""
     try:
-        handle = path.open(encoding="utf-8-sig", newline="")
+        handle = path.open("rb")
     except OSError as exc:
         raise SourceError(str(path), None, f"cannot open: {exc.strerror}") from None
     with handle:
+        text = DecodedText(handle, "utf-8-sig", block_size=READ_AHEAD)
         # Fixed-size blocks, not lines: a minified export is one line of many gigabytes.
-        blocks: Iterable[str] = _LenientLines(handle) if lenient else iter(lambda: handle.read(READ_AHEAD), "")
+        blocks: Iterable[str] = _LenientLines(text.lines(max_line=MAX_RECORD)) if lenient else text.blocks()
         try:
             yield from _Values(path, iter(blocks), lenient).values()
-        except UnicodeDecodeError as exc:
-            raise SourceError(str(path), None, f"not UTF-8 text ({exc.reason} at byte {exc.start} of a block); "
-                                               "JSON files are UTF-8") from None
+        except Undecodable as exc:
+            raise SourceError(str(path), exc.line, f"column {exc.column}: not UTF-8 text: {exc.describe()}; "
+                                                   "JSON files are UTF-8") from None
+        except LineTooLong as exc:  # lenient mode reads a line at a time
+            raise SourceError(str(path), exc.lines_before + 1, f"a line larger than {MAX_RECORD >> 20} MB: an "
+                                                               "operation that large is refused rather than buffered "
+                                                               "without end") from None
 
 
 class _Values:
@@ -185,48 +235,83 @@ class _Values:
 
     def _decode(self) -> JsonValue:
         """Decode the value at ``pos``, reading more of the file while it is cut by the window."""
+        decoder = _DECODER
         while True:
             try:
-                value, end = _DECODER.raw_decode(self.buf, self.pos)
+                value, end = decoder.raw_decode(self.buf, self.pos)
                 if end < len(self.buf) or not self._more():  # a number cut by the window reads on
                     break
             except json.JSONDecodeError as exc:
-                if len(self.buf) - self.pos > MAX_RECORD or not self._more(max(READ_AHEAD, len(self.buf) - self.pos)):
+                pending = len(self.buf) - self.pos
+                if pending > MAX_RECORD:
+                    if _out_of_text(self.buf, exc):
+                        raise _refused(self.path, self._where(self.pos), TOO_LARGE) from None
                     raise self._fail(exc.pos, _explain(self.buf, exc)) from None
+                # read on, doubling what is buffered, but never much past MAX_RECORD
+                if not self._more(max(READ_AHEAD, min(pending, MAX_RECORD + READ_AHEAD - pending))):
+                    raise self._fail(exc.pos, _explain(self.buf, exc)) from None
+            except RecursionError:
+                raise _refused(self.path, self._where(self.pos), f"the value that starts here has {TOO_DEEP}") from None
+            except ValueError as exc:  # the decoder's only other ValueError: an integer over 4,300 digits
+                if decoder is _LONG_NUMBERS:
+                    raise _refused(self.path, self._where(self.pos), f"cannot read the value that starts here: {exc}") from None
+                decoder = _LONG_NUMBERS
+        if end - self.pos > MAX_RECORD:  # read whole within the slack of the last read: refused all the same
+            raise _refused(self.path, self._where(self.pos), TOO_LARGE)
         line, column = self._where(self.pos)
         self.pos = end
-        return JsonValue(value, line, column)
+        found = JsonValue(value, line, column)
+        if decoder is _LONG_NUMBERS:
+            found.long_numbers = True
+        return found
 
     def _json_lines(self) -> Iterator[JsonValue]:
         """One value per line; a line that is not JSON is that record's error, not the file's."""
         number, column = self._where(self.pos)
-        for text in _lines_from(self.buf[self.pos - column + 1:], self.blocks):
-            stripped = text.strip()
-            if stripped:
-                indent = len(text) - len(text.lstrip())
-                try:
-                    yield JsonValue(_DECODER.decode(text), number, indent + 1)
-                except json.JSONDecodeError as exc:
-                    yield JsonValue(None, number, indent + 1, _explain(text, exc), number, exc.colno)
-            number += 1
+        # the buffered text from the start of the line, then the rest of the file, without the "\n"
+        lines = split_lines(chain([self.buf[self.pos - column + 1:]], self.blocks), keepends=False, max_line=MAX_RECORD)
+        try:
+            for text in lines:
+                if text.strip():
+                    yield _decode_line(text, number)
+                number += 1
+        except LineTooLong:
+            raise _refused(self.path, (number, 1), f"a line larger than {MAX_RECORD >> 20} MB: an operation that "
+                                                   "large is refused rather than buffered without end") from None
+
+
+def _decode_line(text: str, number: int) -> JsonValue:
+    """One JSON Lines line: its value, or why it is not one (that record's error)."""
+    indent = len(text) - len(text.lstrip())
+    try:
+        return JsonValue(_DECODER.decode(text), number, indent + 1)
+    except json.JSONDecodeError as exc:
+        return JsonValue(None, number, indent + 1, _explain(text, exc), number, exc.colno)
+    except RecursionError:
+        return JsonValue(None, number, indent + 1, TOO_DEEP, number, indent + 1)
+    except ValueError:  # an integer over 4,300 digits: decode again, keeping it as a LongNumber
+        pass
+    try:
+        return JsonValue(_LONG_NUMBERS.decode(text), number, indent + 1, long_numbers=True)
+    except RecursionError:
+        return JsonValue(None, number, indent + 1, TOO_DEEP, number, indent + 1)
+    except ValueError as exc:
+        return JsonValue(None, number, indent + 1, f"cannot read this line: {exc}", number, indent + 1)
 
 
 def _invalid(path: Path, where: tuple[int, int], message: str) -> SourceError:
+    return _refused(path, where, f"invalid JSON: {message}")
+
+
+def _refused(path: Path, where: tuple[int, int], message: str) -> SourceError:
     line, column = where
-    return SourceError(str(path), line, f"column {column}: invalid JSON: {message}")
+    return SourceError(str(path), line, f"column {column}: {message}")
 
 
-def _lines_from(head: str, blocks: Iterator[str]) -> Iterator[str]:
-    """The buffered text and the rest of the file, line by line (without the newline)."""
-    *complete, pending = head.split("\n")
-    yield from complete
-    for block in blocks:
-        pending += block
-        if "\n" in pending:
-            *complete, pending = pending.split("\n")
-            yield from complete
-    if pending:
-        yield pending
+def _out_of_text(text: str, exc: json.JSONDecodeError) -> bool:
+    """The decoder only ran out of text (a string not closed yet, or a fault in the last few
+    characters, where the buffer cuts a token), rather than met a fault inside the value."""
+    return exc.msg.startswith("Unterminated string") or len(text) - exc.pos <= 16
 
 
 def _explain(text: str, exc: json.JSONDecodeError) -> str:
@@ -292,10 +377,10 @@ class _LenientLines:
                 i = _end_of_string(chars, i)
                 continue
             if c == "/" and i + 1 < n and chars[i + 1] == "/":
-                for j in range(i, n):
-                    if chars[j] not in "\r\n":
-                        chars[j] = " "
-                return
+                while i < n and chars[i] not in "\r\n":  # a lone "\r" ends the comment too
+                    chars[i] = " "
+                    i += 1
+                continue
             if c == "/" and i + 1 < n and chars[i + 1] == "*":
                 chars[i] = chars[i + 1] = " "
                 self.in_block = True

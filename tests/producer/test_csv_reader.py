@@ -163,15 +163,13 @@ def test_file_that_cannot_be_decoded_names_the_encoding_option(tmp_path: Path) -
     assert "--encoding" in str(error) and "cannot be read as utf-8" in str(error)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known limit: the line of an undecodable file's SourceError is the row the reader was on when the text "
-    "layer decoded its next 8 KB chunk, not the line holding the bad byte (here 760 instead of 901); the "
-    "message says 'at this line or a few after it'"))
 def test_undecodable_byte_deep_in_the_file_names_its_line(tmp_path: Path) -> None:
     rows = ["Account Number,Name,Login"] + [f"{i},Name {i},login{i}" for i in range(1, 1001)]
     rows[900] = "900,José,jose"  # line 901
     path = write(tmp_path, "\n".join(rows) + "\n", encoding="latin-1")
-    assert source_error(path, REGISTRATION).line == 901
+    error = source_error(path, REGISTRATION)
+    assert error.line == 901
+    assert "column 8," in error.detail and "0xe9" in error.detail
 
 
 def test_mapped_column_missing_from_the_header_blocks_the_file(tmp_path: Path) -> None:

@@ -191,11 +191,13 @@ def test_missing_file_is_refused(tmp_path: Path) -> None:
         values(tmp_path / "nope.json")
 
 
-def test_file_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
+def test_file_that_is_not_utf8_is_refused_naming_line_and_column(tmp_path: Path) -> None:
     path = tmp_path / "latin.json"
-    path.write_bytes('[{"name": "Søren"}]'.encode("latin-1"))
+    path.write_bytes('[{"id": 1},\n {"name": "Søren"}]'.encode("latin-1"))
     _, error = read_until_error(path)
-    assert "not UTF-8" in str(error)
+    assert (error.path, error.line) == (str(path), 2)
+    assert error.detail == ("column 13: not UTF-8 text: byte 0xf8 at byte offset 24 (invalid start byte); "
+                            "JSON files are UTF-8")
 
 
 def test_array_cut_after_an_object_names_the_end_of_the_file(tmp_path: Path) -> None:
