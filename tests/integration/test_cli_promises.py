@@ -142,7 +142,8 @@ def test_a_schema_that_is_behind_is_refused_until_upgraded(database_url: str, tm
 
     done = installation.cli("status")
     assert done.returncode == 4, done.stdout + done.stderr
-    assert done.stderr.strip() == f"error: the database has no cutover schema yet (cutover needs {head}): run `cutover db upgrade`"
+    assert done.stderr.strip() == \
+        f"error: the database has no cutover schema yet (cutover needs {head}): run `cutover db upgrade`"
 
     assert installation.cli("db", "upgrade").returncode == 0
     command.downgrade(alembic_config(database_url), "-1")

@@ -21,8 +21,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from producer.formats import CsvOptions, IterasOptions
 from producer.readers import json_stream
-from producer.readers.base import RawRecord, ReadOptions
+from producer.readers.base import RawRecord
 from producer.readers.csv_import import CsvReader
 from producer.readers.csv_profile import parse_profile
 from producer.readers.iteras import IterasReader
@@ -79,7 +80,7 @@ def refused(read: Any) -> tuple[list[Any], SourceError]:
 
 
 def iteras(path: Path, **options: Any) -> list[RawRecord]:
-    return list(IterasReader().read(path, ReadOptions(**options)))
+    return list(IterasReader().read(path, IterasOptions(**options)))
 
 
 def nested(depth: int, kind: str) -> str:
@@ -133,7 +134,7 @@ def test_depths_around_the_limit_in_an_array_stop_at_the_first_too_deep(tmp_path
     limit = sys.getrecursionlimit()
     depths = list(range(limit - 150, limit + 20))
     path = write(tmp_path, "around.json", "[\n" + ",\n".join(nested(d, "array") for d in depths) + "\n]\n")
-    read, error = refused(IterasReader().read(path, ReadOptions()))
+    read, error = refused(IterasReader().read(path, IterasOptions()))
     assert 0 < len(read) < len(depths)
     assert error.line == len(read) + 2 and "nested too deep" in error.detail
 
@@ -200,13 +201,17 @@ def test_over_long_integer_as_the_whole_value(tmp_path: Path, layout: str) -> No
 # --- 3. a 50 MB string, and a record over MAX_RECORD ------------------------------------------------
 
 
+def _options(format_name: str, options: dict[str, Any]) -> Any:
+    return IterasOptions(**options) if format_name == "iteras" else CsvOptions(mapping=REGISTRATION, **options)
+
+
 def staged(tmp_path: Path, path: Path, format_name: str, **options: Any) -> tuple[list[Any], list[Any]]:
     """Stage ``path`` into a fresh SQLite database: its staged records and dead letters, in file order."""
     url = f"sqlite:///{tmp_path / 'control.db'}"
     upgrade(url)
     sf = session_factory(url)
     run_id = Stager(sf, REGISTRY, Vault(b"k" * 32), chunk_size=100).stage(
-        [SourceFile(path, format_name)], ReadOptions(**options), {}).run_id
+        [SourceFile(path, format_name, _options(format_name, options))], {}).run_id
     with sf() as session:
         records = session.scalars(sa.select(StagedRecord).where(StagedRecord.run_id == run_id)
                                   .order_by(StagedRecord.id)).all()
@@ -318,12 +323,12 @@ def test_lenient_reading_keeps_a_comment_ending_at_a_lone_carriage_return(tmp_pa
 
 
 def read_csv(path: Path, **options: Any) -> list[RawRecord]:
-    return list(CsvReader().read(path, ReadOptions(profile=REGISTRATION, **options)))
+    return list(CsvReader().read(path, CsvOptions(mapping=REGISTRATION, **options)))
 
 
 def test_csv_bad_byte_on_line_two_names_line_two(tmp_path: Path) -> None:
     path = write(tmp_path, "a.csv", "Account Number,Name,Login\n1001,José,jose\n1002,Bob,bob\n".encode("latin-1"))
-    read, error = refused(CsvReader().read(path, ReadOptions(profile=REGISTRATION)))
+    read, error = refused(CsvReader().read(path, CsvOptions(mapping=REGISTRATION)))
     assert read == []
     assert (error.path, error.line) == (str(path), 2)
     assert "cannot be read as utf-8" in error.detail and "column 9" in error.detail and "byte offset 34" in error.detail
@@ -332,7 +337,7 @@ def test_csv_bad_byte_on_line_two_names_line_two(tmp_path: Path) -> None:
 
 def test_csv_bad_byte_inside_a_quoted_cell_names_its_own_line(tmp_path: Path) -> None:
     text = 'Account Number,Name,Login\n1001,Ann,ann\n1002,"Bob\r\nJosé\r\nJones",bob\n'
-    read, error = refused(CsvReader().read(write(tmp_path, "a.csv", text.encode("cp1252")), ReadOptions(profile=REGISTRATION)))
+    read, error = refused(CsvReader().read(write(tmp_path, "a.csv", text.encode("cp1252")), CsvOptions(mapping=REGISTRATION)))
     assert [r.position.line for r in read] == [2], "the rows before are read"
     assert error.line == 4, "the line of the byte, not of the row it belongs to"
 
@@ -342,7 +347,7 @@ def test_csv_bad_byte_far_into_the_file(tmp_path: Path, line: int) -> None:
     rows = ["Account Number,Name,Login"] + [f"{i},Name {i},login{i}" for i in range(1, 6_001)]
     rows[line - 1] = f"{line},Jürgen,jurgen"
     data = "\n".join(rows).encode("latin-1") + b"\n"
-    read, error = refused(CsvReader().read(write(tmp_path, "a.csv", data), ReadOptions(profile=REGISTRATION)))
+    read, error = refused(CsvReader().read(write(tmp_path, "a.csv", data), CsvOptions(mapping=REGISTRATION)))
     assert error.line == line and len(read) == line - 2
     assert f"byte offset {data.index(LATIN_U):,}" in error.detail
 
@@ -350,7 +355,7 @@ def test_csv_bad_byte_far_into_the_file(tmp_path: Path, line: int) -> None:
 def test_csv_other_encodings_name_their_codec(tmp_path: Path) -> None:
     """0x81 is undefined in Windows-1252."""
     path = write(tmp_path, "a.csv", b"Account Number,Name,Login\r\n1001,Ann,ann\r\n1002,B\x81b,bob\r\n")
-    _, error = refused(CsvReader().read(path, ReadOptions(profile=REGISTRATION, encoding="cp1252")))
+    _, error = refused(CsvReader().read(path, CsvOptions(mapping=REGISTRATION, encoding="cp1252")))
     assert error.line == 3 and "cannot be read as cp1252" in error.detail and "0x81" in error.detail
 
 
@@ -383,7 +388,7 @@ def test_csv_line_endings_and_quoted_line_breaks_keep_their_lines(tmp_path: Path
 def test_csv_line_over_max_record_refuses_the_file(big_tmp: Path) -> None:
     tmp_path = big_tmp
     text = "Account Number,Name,Login\n1001,Ann,ann\n1002," + "x" * (MAX_RECORD + 1) + ",bob\n"
-    read, error = refused(CsvReader().read(write(tmp_path, "a.csv", text), ReadOptions(profile=REGISTRATION)))
+    read, error = refused(CsvReader().read(write(tmp_path, "a.csv", text), CsvOptions(mapping=REGISTRATION)))
     assert [r.position.line for r in read] == [2]
     assert error.line == 3 and f"{MAX_RECORD >> 20} MB" in error.detail
 
@@ -440,7 +445,7 @@ def test_nul_in_a_csv_cell_is_that_records_error_once_staged(tmp_path: Path) -> 
     path = write(tmp_path, "a.csv", "Account Number,Name,Login\n1001,Ann\x00Smith,ann\n1002,Bob,bob\n")
     first, second = read_csv(path)
     assert first.error is None and first.fields["name"] == "Ann\x00Smith", "the csv module reads NUL as a character"
-    records, letters = staged(tmp_path, path, "csv", profile=REGISTRATION)
+    records, letters = staged(tmp_path, path, "csv")
     assert [r.status for r in records] == ["dead", "pending"]
     (letter,) = letters
     assert (letter.error_class, letter.field, letter.line) == ("InvalidValue", "name", 2)
