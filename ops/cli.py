@@ -61,8 +61,8 @@ def _guard(fn: Callable[[], int]) -> None:
 
     try:
         code = fn()
-    except click.ClickException:  # usage errors and the like: click prints them with their own status
-        raise
+    except (click.ClickException, click.exceptions.Abort, click.exceptions.Exit):
+        raise  # usage errors, "Aborted!" at a prompt: click prints them with their own status
     except SourceError as exc:
         click.echo(f"error: {exc}", err=True)
         code = exitcodes.REFUSED
