@@ -137,7 +137,12 @@ def load_batch(sessions: sessionmaker[Session], registry: Registry, vault: Vault
     """Outcome per record id (committed, skipped, dead, blocked). Raises only transient errors; what
     committed before one is kept (loading is idempotent, so the whole batch can be sent again)."""
     results: dict[int, str] = {}
-    todo = list(envelopes)
+    # Each record once: the sweeper may publish a record again while its first message is still on its
+    # way, and both can land in one batch. They are one record, with one outcome.
+    once: dict[int, Envelope] = {}
+    for env in envelopes:
+        once.setdefault(env.record_id, env)
+    todo = list(once.values())
     hashing = "Password" in entity.secret_fields and any(env.fields.get("Password") for env in todo)
     group = FIRST_HASH_GROUP if hashing else len(todo)
     hashes: dict[str, str] = {}

@@ -45,7 +45,7 @@ def write_export(folder: Path) -> list[Path]:
 class Target:
     """A migrated database: reference data loaded, the users staged and waiting."""
 
-    def __init__(self, url: str, folder: Path) -> None:
+    def __init__(self, url: str, folder: Path, preload: tuple[str, ...] | None = None) -> None:
         self.url, self.folder = url, folder
         upgrade(url)
         self.sessions = session_factory(url)
@@ -54,7 +54,7 @@ class Target:
         staged = Stager(self.sessions, REGISTRY, self.vault, chunk_size=1000).stage(
             FORMATS.resolve(write_export(folder), "engageip"), {})
         self.run_id = staged.run_id
-        for entity in ("Owner", "TaxCode", "ContactType"):
+        for entity in ("Owner", "TaxCode", "ContactType") if preload is None else preload:
             self.load(entity, self.envelopes(entity))
 
     def envelopes(self, entity: str, **overrides: Any) -> list[Envelope]:
@@ -116,6 +116,18 @@ def test_a_batch_of_one(target: Target) -> None:
     assert target.load("User", users[BAD:BAD + 1]) == {users[BAD].record_id: "dead"}
     assert target.load("User", users[:1]) == {users[0].record_id: "committed"}, "a redelivery changes nothing"
     assert target.query("SELECT count(*) FROM accounts") == [(1,)]
+
+
+@pytest.mark.parametrize("entity", ["Owner", "User"])  # the record-by-record path and a planner's
+def test_a_record_delivered_twice_in_one_batch_is_committed_once(tmp_path: Path, entity: str) -> None:
+    """The sweeper published the record again while its first message was still on its way."""
+    target = Target(f"sqlite:///{tmp_path / 'twice.db'}", tmp_path, preload=() if entity == "Owner" else None)
+    envelopes = target.envelopes(entity)[:2]
+    twice = envelopes[0]
+    outcomes = target.load(entity, [twice, *envelopes[1:], target.envelopes(entity)[0]])
+    assert outcomes == {env.record_id: "committed" for env in envelopes}
+    assert target.query("SELECT status FROM staged_records WHERE id = :i", i=twice.record_id) == [("committed",)]
+    assert target.query("SELECT count(*) FROM ledger WHERE record_id = :i", i=twice.record_id) == [(1,)]
 
 
 def test_upsert_updates_a_row_found_with_different_content(target: Target) -> None:
