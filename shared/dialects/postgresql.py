@@ -1,7 +1,7 @@
-"""PostgreSQL's fast paths. Rows travel as one array per column and are unpacked by ``unnest`` —
-one statement and one round trip for a whole batch, with no per-row SQL to build — and staged
-records are loaded with ``COPY``. Values go through psycopg's own adapters; the array types come
-from the table's own column types, so they cannot drift from the schema."""
+"""PostgreSQL's fast paths. A batch's rows are copied (``COPY``, formatted by psycopg's C code) into a
+temporary twin of their table and moved by one set-based statement; lookups pass their values as one
+array (``= ANY``, ``unnest``) instead of a parameter each. The twins' column types are the table's own,
+compiled from the schema, so they cannot drift from it."""
 
 from __future__ import annotations
 

@@ -9,7 +9,8 @@ from. It never writes, so a bad record fails alone without a savepoint.
 The writer (:func:`write_rows`, or a planner's own ``write`` when its family needs more, like the
 ledger's invoices) then writes the batch's rows together: rows found unchanged are skipped, rows
 found different are a ``Conflict`` (or, with ``--upsert``, updated together), new rows are
-inserted in one statement per table (``shared/dialects``: ``unnest`` on PostgreSQL). When the
+inserted in one statement per table (``shared/dialects``: on PostgreSQL ``COPY`` into a temporary
+twin, then one ``INSERT … SELECT … RETURNING``). When the
 database refuses that write, the batch falls back to records alone (``workers/batch.py``), so a bad
 record still fails alone — set-based is the normal path, per-record work only isolates errors.
 
