@@ -248,8 +248,11 @@ class _Values:
                         raise _refused(self.path, self._where(self.pos), TOO_LARGE) from None
                     raise self._fail(exc.pos, _explain(self.buf, exc)) from None
                 # read on, doubling what is buffered, but never much past MAX_RECORD
+                start = self.pos
                 if not self._more(max(READ_AHEAD, min(pending, MAX_RECORD + READ_AHEAD - pending))):
-                    raise self._fail(exc.pos, _explain(self.buf, exc)) from None
+                    # _more may have dropped the consumed text: place the fault in the window as it is now
+                    moved = json.JSONDecodeError(exc.msg, self.buf, exc.pos - (start - self.pos))
+                    raise self._fail(moved.pos, _explain(self.buf, moved)) from None
             except RecursionError:
                 raise _refused(self.path, self._where(self.pos), f"the value that starts here has {TOO_DEEP}") from None
             except ValueError as exc:  # the decoder's only other ValueError: an integer over 4,300 digits

@@ -27,7 +27,7 @@ def _toml(tmp_path: Path, text: str) -> str:
 def test_defaults_with_empty_environment() -> None:
     settings = load_settings({})
     assert settings == Settings()
-    assert settings.chunk_size == 500
+    assert settings.chunk_size == 2000
     assert settings.date_order == "month-first"
     assert settings.day_first is False
     assert settings.embedded_broker is True
@@ -61,7 +61,7 @@ def test_empty_environment_variable_means_unset() -> None:
 
 def test_does_not_read_os_environ_when_a_mapping_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CUTOVER_CHUNK_SIZE", "3")
-    assert load_settings({}).chunk_size == 500
+    assert load_settings({}).chunk_size == 2000
     assert load_settings().chunk_size == 3
 
 
@@ -173,7 +173,7 @@ def test_as_env_round_trips(tmp_path: Path) -> None:
 def test_with_overrides_returns_a_new_object() -> None:
     base = Settings()
     changed = base.with_overrides(chunk_size=3)
-    assert changed.chunk_size == 3 and base.chunk_size == 500
+    assert changed.chunk_size == 3 and base.chunk_size == 2000
 
 
 def test_describe_settings_lists_every_field_with_a_doc() -> None:
