@@ -16,6 +16,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.cluster_env(CUTOVER_RECORDS_PER_MESSAGE="1")  # one record a message: a dead letter is a failed task
 def test_dead_letters_are_failed_tasks_and_batches_are_started(cluster: Cluster, tmp_path: Path) -> None:
     from celery import Celery
 

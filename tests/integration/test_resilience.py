@@ -35,10 +35,11 @@ def write_accounts(path: Path, users: int) -> int:
 
 def unacked_loads(cluster: Cluster, queue: str = "accounts") -> int:
     """Messages of ``queue`` a worker has taken from Redis and not acknowledged yet (kombu keeps them in the
-    ``unacked`` hash until the batch returns, and gives them back after the visibility timeout)."""
+    ``unacked`` hash until the batch returns, and gives them back after the visibility timeout). Queue
+    names carry the deployment's suffix (``accounts.<id>``)."""
     client = redis.Redis.from_url(cluster.env["CUTOVER_BROKER_URL"])
     try:
-        return sum(1 for raw in client.hvals("unacked") if json.loads(raw)[2] == queue)
+        return sum(1 for raw in client.hvals("unacked") if json.loads(raw)[2].split(".")[0] == queue)
     finally:
         client.close()
 
