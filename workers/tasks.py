@@ -49,6 +49,18 @@ class RecordTask(ResilientBatches):
     ignore_result = True
 
     def run(self, requests: list[SimpleRequest]) -> None:  # type: ignore[override]
+        try:
+            self._load(requests)
+        except TRANSIENT as exc:
+            # The bookkeeping around the load (which runs, delivery counts, dead letters of lost
+            # records, closing chunks) could not reach the database: an outage delays a batch, never
+            # drops it. What committed is recognised by the ledger when the messages come back.
+            retries = max(int((r.request_dict or {}).get("retries") or 0) for r in requests)
+            log.warning("%s: database still unreachable; sending the batch again in %ss (%s)", self.entity.name,
+                        runtime().settings.retry_backoff_max, type(exc).__name__)
+            self._send_again(requests, runtime().settings.retry_backoff_max, retries)
+
+    def _load(self, requests: list[SimpleRequest]) -> None:
         rt = runtime()
         envelopes: list[Envelope] = []
         attempts: dict[int, int] = {}
