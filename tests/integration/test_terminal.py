@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.settings import Settings
 from tests.conftest import REQUIRED
 
 pytestmark = pytest.mark.slow
@@ -164,7 +165,7 @@ def test_engageip_in_a_100x24_terminal(tmux: str, tmp_path: Path) -> None:
             f"the screen's {done} settled is not between the database's {look.before} ({FOLLOW_SECONDS:.0f} s "
             f"before the capture) and {look.after} (after it):\n{shown}")
         assert re.search(r"run r\d{8}-\d{6}-[0-9a-f]{6} — running — \d+(m \d{2})?s so far — [\d,]+ of at most "
-                         r"10,000 records in flight", shown), shown
+                         + f"{Settings().max_in_flight:,} records in flight", shown), shown
     assert any(re.search(r"\d+(\.\d)? records/s +(\d+ min )?\d+ s left", look.text()) for look in live), \
         "a rate and a time left were shown"
 
