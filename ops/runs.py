@@ -139,7 +139,8 @@ def execute_replay(settings: Settings, letters: LetterFilter, *, upsert: bool, w
                    local_workers: int | None, console: Console) -> tuple[int, dict[str, Any]]:
     _refuse_no_wait_on_embedded(settings, wait)
     sf = database(settings)
-    plan = plan_replay(sf, letters, upsert=upsert, chunk_size=settings.chunk_size)
+    plan = plan_replay(sf, letters, upsert=upsert, chunk_size=settings.chunk_size,
+                       records_per_message=settings.records_per_message)
     if plan.not_replayable and not as_json:
         console.print(f"{plan.not_replayable} dead letter(s) failed at read time and cannot be replayed: "
                       "fix the source file and run it again, or discard them")

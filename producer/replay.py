@@ -48,7 +48,11 @@ class ReplayPlan:
     not_replayable: int = 0
 
 
-def plan_replay(sf: sessionmaker[Session], letters: LetterFilter, *, upsert: bool, chunk_size: int) -> ReplayPlan:
+def plan_replay(sf: sessionmaker[Session], letters: LetterFilter, *, upsert: bool, chunk_size: int,
+                records_per_message: int = 1) -> ReplayPlan:
+    """Move the chosen letters' records (and what is blocked behind them) into a new replay dispatch.
+    Its messages are packed like a run's (``records_per_message``), so a large replay loads in batches
+    as large as a run's."""
     with sf.begin() as session:
         chosen = session.execute(letters.apply(select(DeadLetter.id, DeadLetter.stage))).all()
         not_replayable = sum(1 for _, stage in chosen if stage == "read")
@@ -57,7 +61,7 @@ def plan_replay(sf: sessionmaker[Session], letters: LetterFilter, *, upsert: boo
         if not ids:
             return ReplayPlan(None, not_replayable=not_replayable)
         replay_id = new_run_id("replay")
-        session.add(Run(id=replay_id, kind="replay", state="staging", options={"upsert": upsert}, files=[]))
+        session.add(Run(id=replay_id, kind="replay", state="staging", options={"upsert": upsert, "records_per_message": records_per_message}, files=[]))
         session.flush()
         rows = session.execute(
             select(DeadLetter.record_id, StagedRecord.wave, StagedRecord.entity)

@@ -99,7 +99,8 @@ class Launcher:
 
     def replay(self, operator: str, run_id: str, letters: LetterFilter, upsert: bool) -> ReplayPlan:
         """Plan and start a replay of ``letters`` (always of ``run_id``), as `cutover dlq replay` does."""
-        plan = plan_replay(self.sf, letters, upsert=upsert, chunk_size=self.settings.chunk_size)
+        plan = plan_replay(self.sf, letters, upsert=upsert, chunk_size=self.settings.chunk_size,
+                           records_per_message=self.settings.records_per_message)
         if plan.replay_id is not None:
             hand_over(self.sf, plan.replay_id, self.workers)
             start_dispatch(self.app, plan.replay_id)

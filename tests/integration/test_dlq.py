@@ -6,11 +6,13 @@ turning into UnknownReference when replayed)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from shared.settings import Settings
 from tests.conftest import CASES, Cluster
 
 pytestmark = pytest.mark.slow
@@ -76,6 +78,10 @@ def test_replay_filters_choose_the_letters(cluster: Cluster) -> None:
         ["residential"]
     assert {lt["state"] for lt in letters(cluster, "--state", "replayed")} == {"replayed"}
     assert len(letters(cluster, "--state", "replayed")) == 5
+    # a replay packs its messages like a run: the records of a chunk travel together, a batch is not 4 records
+    options = cluster.query("SELECT options FROM runs WHERE id = :r", r=replay["run_id"])[0][0]
+    assert (json.loads(options) if isinstance(options, str) else options)["records_per_message"] == \
+        Settings().records_per_message
 
 
 def user_file(path: Path, *bill_days: int) -> str:
