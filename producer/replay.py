@@ -61,7 +61,8 @@ def plan_replay(sf: sessionmaker[Session], letters: LetterFilter, *, upsert: boo
         if not ids:
             return ReplayPlan(None, not_replayable=not_replayable)
         replay_id = new_run_id("replay")
-        session.add(Run(id=replay_id, kind="replay", state="staging", options={"upsert": upsert, "records_per_message": records_per_message}, files=[]))
+        options = {"upsert": upsert, "records_per_message": records_per_message}
+        session.add(Run(id=replay_id, kind="replay", state="staging", options=options, files=[]))
         session.flush()
         rows = session.execute(
             select(DeadLetter.record_id, StagedRecord.wave, StagedRecord.entity)
