@@ -204,7 +204,10 @@ def run(paths: tuple[Path, ...], format_name: str | None, dry_run: bool, email: 
         request = RunRequest(paths=list(paths), format_name=format_name, format_options=format_options, upsert=upsert,
                              wait=wait, as_json=as_json, local_workers=local_workers, timeout=timeout, email=email,
                              records_per_message=records_per_message)
-        code, doc = execute_run(_settings(), request, _console(as_json))
+        settings = _settings()
+        if records_per_message:  # the local workers this command starts size their batches by it too
+            settings = settings.with_overrides(records_per_message=records_per_message)
+        code, doc = execute_run(settings, request, _console(as_json))
         if as_json:
             click.echo(json.dumps({**doc, "exit_code": code}, indent=2))
         return code
