@@ -10,10 +10,13 @@ guards those paths; the web console's own ``/metrics`` needs a sign-in or a toke
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+from typing import Any
 
 from ops.embedded import EmbeddedRedis
+from ops.processes import die_with_parent
 from shared.errors import ConfigError
 from shared.settings import Settings
 
@@ -44,9 +47,18 @@ def exec_flower(settings: Settings, command: tuple[list[str], dict[str, str]]) -
     if not settings.embedded_broker:
         os.execvpe(cmd[0], cmd, env)
     with EmbeddedRedis(settings):
-        child = subprocess.Popen(cmd, env=env)
+        # Flower never outlives this command: it is signalled if this process dies, and stopped
+        # (as on Ctrl-C) when this process is asked to stop.
+        child = subprocess.Popen(cmd, env=env, preexec_fn=die_with_parent())
+        previous = signal.signal(signal.SIGTERM, _stop_requested)
         try:
             return child.wait()
         except KeyboardInterrupt:
             child.terminate()
             return child.wait()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_requested(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt

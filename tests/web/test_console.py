@@ -27,6 +27,7 @@ from email import policy
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -604,6 +605,9 @@ def test_console_and_flower_on_the_embedded_default(tmp_path: Path, operators: A
         flower.terminate()
         flower.wait(30)
         assert (home / "redis.sock").exists(), "Flower shared the console's Redis and left it up"
+        left = [p.pid for p in psutil.process_iter(["cmdline"])
+                if f"--port={flower_port}" in " ".join(p.info["cmdline"] or []) and p.pid != flower.pid]
+        assert not left, "the Flower process `cutover flower` started outlived it"
         dana.goto("/runs?view=completed")
         assert "registration.csv" in dana.page.inner_text("table.runs")
     finally:
