@@ -49,7 +49,7 @@ class ReplayPlan:
 
 
 def plan_replay(sf: sessionmaker[Session], letters: LetterFilter, *, upsert: bool, chunk_size: int,
-                records_per_message: int = 1) -> ReplayPlan:
+                records_per_message: int) -> ReplayPlan:
     """Move the chosen letters' records (and what is blocked behind them) into a new replay dispatch.
     Its messages are packed like a run's (``records_per_message``), so a large replay loads in batches
     as large as a run's."""

@@ -52,13 +52,13 @@ class RecordTask(ResilientBatches):
         try:
             self._load(requests)
         except TRANSIENT as exc:
-            # The bookkeeping around the load (which runs, delivery counts, dead letters of lost
-            # records, closing chunks) could not reach the database: an outage delays a batch, never
-            # drops it. What committed is recognised by the ledger when the messages come back.
-            retries = max(int((r.request_dict or {}).get("retries") or 0) for r in requests)
+            # The database is unreachable outside the load's own retries (which runs, delivery counts,
+            # dead letters, even the RetriesExhausted ones, closing chunks): an outage delays a batch,
+            # never drops it. What committed is recognised by the ledger when the messages come back.
+            backoff = runtime().settings.retry_backoff_max
             log.warning("%s: database still unreachable; sending the batch again in %ss (%s)", self.entity.name,
-                        runtime().settings.retry_backoff_max, type(exc).__name__)
-            self._send_again(requests, runtime().settings.retry_backoff_max, retries)
+                        backoff, type(exc).__name__)
+            self._send_again(requests, backoff, _retries(requests))
 
     def _load(self, requests: list[SimpleRequest]) -> None:
         rt = runtime()
@@ -138,7 +138,7 @@ class RecordTask(ResilientBatches):
             (keep if mine else foreign).append(request)
         max_attempts = runtime().settings.max_attempts
         for request in foreign:
-            retries = int((request.request_dict or {}).get("retries") or 0)
+            retries = _retries([request])
             unknown = sorted({m["run_id"] for m in _records(request.args)} - known)
             if retries + 1 >= max_attempts:
                 log.error("%s: message %s names run(s) %s, which this database does not know: dropped after %d "
@@ -151,7 +151,7 @@ class RecordTask(ResilientBatches):
 
     def _count_delivery(self, request: SimpleRequest, env: Envelope) -> int:
         """Only a redelivered message costs a write: its attempt count bounds poison-message loops."""
-        retries = int((request.request_dict or {}).get("retries") or 0)
+        retries = _retries([request])
         if not (request.delivery_info or {}).get("redelivered"):
             return 1 + retries
         with runtime().sessions.begin() as session:
@@ -162,7 +162,7 @@ class RecordTask(ResilientBatches):
         skipped then), or, after ``max_attempts``, dead-letter the records that are still pending.
         Returns True when it parked them (their chunks may then be empty)."""
         rt = runtime()
-        retries = max(int((r.request_dict or {}).get("retries") or 0) for r in requests)
+        retries = _retries(requests)
         if retries + 1 < rt.settings.max_attempts:
             countdown = min(rt.settings.retry_backoff_max, 2 ** retries)
             log.warning("%s: transient %s, retry %d of a batch of %d record(s) in %ss", self.entity.name,
@@ -171,23 +171,21 @@ class RecordTask(ResilientBatches):
             return False
         error = RetriesExhausted(f"{type(exc).__name__} after {retries + 1} attempts: {first_line(exc)}",
                                  hint="check the database and broker, then replay")
-        try:
-            for env in envelopes:
-                if not _settled(rt.sessions, env):
-                    park(rt.sessions, self.entity, env, error, retries + 1)
-            return True
-        except TRANSIENT:
-            # The dead letters themselves cannot be written: keep the records moving, so none is lost.
-            log.warning("%s: database still unreachable; sending the batch again in %ss", self.entity.name,
-                        rt.settings.retry_backoff_max)
-            self._send_again(requests, rt.settings.retry_backoff_max, retries)
-            return False
+        for env in envelopes:  # if these dead letters cannot be written either, run() sends the batch again
+            if not _settled(rt.sessions, env):
+                park(rt.sessions, self.entity, env, error, retries + 1)
+        return True
 
     def _send_again(self, requests: list[SimpleRequest], countdown: int, retries: int) -> None:
         with self.app.producer_or_acquire() as producer:
             for request in requests:
                 self.app.send_task(self.name, args=request.args, countdown=countdown, retries=retries,
                                    producer=producer, ignore_result=True)
+
+
+def _retries(requests: list[SimpleRequest]) -> int:
+    """Times the batch was already sent again (Celery's ``retries`` header; the highest of its messages)."""
+    return max(int((r.request_dict or {}).get("retries") or 0) for r in requests)
 
 
 def _records(args: tuple[Any, ...]) -> list[dict[str, Any]]:
