@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from producer.readers.base import RawRecord
 from producer.readers.values import MONEY_LIMIT
-from producer.steps import StagingStep
+from producer.steps import StagingStep, StepWrite
 from shared.errors import InvalidValue, RecordError, RuleViolation
 from shared.money import INVOICE_LINES, LEDGER_ENTITIES, MONEY_RECORDS, Figures, source_figures
 from shared.schema.control import InvoicePlan, LedgerEntry, SourceTotal, StagedRecord
@@ -34,6 +34,8 @@ from shared.schema.target import Account
 CHARGES = ("Debit", "Credit")
 PLAN_FIELD = "_plan"
 CLOSE_FIELD = "_close"
+PLANS_AT_ONCE = 5000
+"""Invoice plans read and updated this many at a time when their sequences are settled."""
 
 
 @dataclass
@@ -172,10 +174,16 @@ class LedgerStep(StagingStep):
     def observe(self, raw: RawRecord) -> None:
         self.planner.observe(raw)
 
-    def flush(self, session: Session, run_id: str, final: bool) -> None:
-        write_plans(session, run_id, self.planner.drain(final=final))
-        if final:
-            write_totals(session, run_id, self.planner.totals)
+    def flush(self, final: bool) -> StepWrite | None:
+        plans = self.planner.drain(final=final)
+        totals = self.planner.totals if final else {}  # the last batch: nothing is observed after it
+        if not plans and not totals:
+            return None
+
+        def write(session: Session, run_id: str) -> None:
+            write_plans(session, run_id, plans)
+            write_totals(session, run_id, totals)
+        return write
 
     def settle(self, session: Session, run_id: str) -> None:
         resolve_plans(session, run_id)
@@ -230,24 +238,27 @@ def resolve_plans(session: Session, run_id: str) -> int:
     loaded = dict(_plans_loaded_before(session, run_id))
     accounts = _known_invoices(session, run_id)
     claimed: set[tuple[str, int]] = {(a, seq) for a, seq, _ in loaded.values()}
-    changes: list[dict[str, object]] = []
+    changes: list[tuple[int, int, str]] = []
     first_new_seen: set[str] = set()
-    for plan in session.scalars(select(InvoicePlan).where(InvoicePlan.run_id == run_id)
-                                .order_by(InvoicePlan.account, InvoicePlan.plan)):
-        known = accounts.setdefault(plan.account, _Known())
-        if plan.plan in loaded:
-            _, sequence, name = loaded[plan.plan]
-        elif (plan.account not in first_new_seen and known.open_invoice is not None
-              and (plan.account, known.open_invoice[0]) not in claimed):
+    # columns, not ORM objects, streamed: a million-record ledger has a few hundred thousand plans
+    plans = (select(InvoicePlan.plan, InvoicePlan.account, InvoicePlan.name).where(InvoicePlan.run_id == run_id)
+             .order_by(InvoicePlan.account, InvoicePlan.plan).execution_options(yield_per=PLANS_AT_ONCE))
+    for number, account, given in session.execute(plans):
+        known = accounts.setdefault(account, _Known())
+        if number in loaded:
+            _, sequence, name = loaded[number]
+        elif (account not in first_new_seen and known.open_invoice is not None
+              and (account, known.open_invoice[0]) not in claimed):
             sequence, name = known.open_invoice
         else:
             known.highest += 1
-            sequence, name = known.highest, plan.name or f"{plan.account}-{known.highest}"
-        first_new_seen.add(plan.account)
-        claimed.add((plan.account, sequence))
-        changes.append({"run_id": run_id, "plan": plan.plan, "sequence": sequence, "name": plan.name or name})
-    if changes:
-        session.execute(update(InvoicePlan), changes)  # bulk UPDATE by primary key
+            sequence, name = known.highest, given or f"{account}-{known.highest}"
+        first_new_seen.add(account)
+        claimed.add((account, sequence))
+        changes.append((number, sequence, given or name))
+    for start in range(0, len(changes), PLANS_AT_ONCE):  # bulk UPDATE by primary key
+        session.execute(update(InvoicePlan), [{"run_id": run_id, "plan": number, "sequence": sequence, "name": name}
+                                              for number, sequence, name in changes[start:start + PLANS_AT_ONCE]])
     return len(changes)
 
 

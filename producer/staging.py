@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from difflib import get_close_matches
+from functools import partial
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -29,7 +30,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from producer.formats import FORMATS, SourceFile
 from producer.readers.base import RawRecord
-from producer.steps import StagingStep
+from producer.steps import StagingStep, StepWrite
+from producer.write_behind import WriteBehind
+from shared.dialects import dialect_of, table_of
 from shared.envelope import content_digest, idempotency_key, natural_key_text, show_key
 from shared.errors import Conflict, Position, RecordError, SourceError, UnknownName
 from shared.letters import supersede_earlier_letters
@@ -109,16 +112,25 @@ class Stager:
     def stage_files(self, run_id: str, sources: list[SourceFile], steps: dict[str, list[StagingStep]],
                     result: StagingResult, *, keep_rows: bool = True) -> None:
         """The per-record work of staging, in read order: read, let the format's steps observe,
-        protect secrets, digest, keys, chunk numbers; then write the rows ``BATCH`` at a time, with
-        the steps' own writes. ``keep_rows=False`` builds every row and drops it (the memory
-        benchmark measures the reading path alone)."""
-        for batch, final in self.read_batches(run_id, sources, steps, result):
-            with self.sf.begin() as session:
-                if keep_rows:
-                    session.execute(update(Run).where(Run.id == run_id).values(heartbeat_at=utcnow()))
-                    self._write(session, run_id, batch)
-                for step in _all(steps):
-                    step.flush(session, run_id, final)
+        protect secrets, digest, keys, chunk numbers; the rows are written ``BATCH`` at a time, with
+        the steps' own writes, one batch behind the reading (``producer/write_behind.py``).
+        ``keep_rows=False`` builds every row and drops it (the memory benchmark measures the reading
+        path alone)."""
+        with WriteBehind() as writer:
+            for batch, final in self.read_batches(run_id, sources, steps, result):
+                ready = [write for step in _all(steps) if (write := step.flush(final)) is not None]
+                writer.submit(partial(self._write_batch, run_id, batch if keep_rows else [], ready))
+
+    def _write_batch(self, run_id: str, batch: list[tuple[dict[str, Any], RecordError | None]],
+                     ready: list[StepWrite]) -> None:
+        """One staged batch and what the steps had ready with it, in one transaction (on the
+        write-behind thread, while the next batch is read)."""
+        with self.sf.begin() as session:
+            if batch:
+                session.execute(update(Run).where(Run.id == run_id).values(heartbeat_at=utcnow()))
+                self._write(session, run_id, batch)
+            for write in ready:
+                write(session, run_id)
 
     def read_batches(self, run_id: str, sources: list[SourceFile], steps: dict[str, list[StagingStep]],
                      result: StagingResult) -> Iterator[tuple[list[tuple[dict[str, Any], RecordError | None]], bool]]:
@@ -196,7 +208,7 @@ class Stager:
         rows = [{k: v for k, v in row.items() if not k.startswith("_")} for row, _ in batch]
         if not rows:
             return
-        ids = session.scalars(insert(StagedRecord).returning(StagedRecord.id, sort_by_parameter_order=True), rows).all()
+        ids = dialect_of(session).insert_ids(session, table_of(StagedRecord), rows)
         letters = [
             self._read_letter(record_id, row, error)
             for record_id, (row, error) in zip(ids, batch, strict=True) if error is not None

@@ -4,11 +4,12 @@ the csv pre-check).
 
 Every hook does nothing by default, as in dramatiq's middleware: a step overrides only the hooks it
 needs. The stager makes one step of each kind per run, for each format among its inputs, and calls
-the hooks in this order: ``start_file`` and ``observe`` while reading, ``flush`` with every batch
-written, ``settle`` once, then ``summary``."""
+the hooks in this order: ``start_file`` and ``observe`` while reading, ``flush`` after every batch
+read, ``settle`` once, then ``summary``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,9 @@ from producer.readers.base import RawRecord
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
+
+StepWrite = Callable[["Session", str], None]
+"""What a step had ready with a batch, written in the batch's transaction: ``write(session, run_id)``."""
 
 
 class StagingStep:
@@ -31,9 +35,12 @@ class StagingStep:
         """One record, in read order, before it is staged: annotate ``raw.derived`` (facts that stay out
         of the digest), or set ``raw.error`` to refuse it at read."""
 
-    def flush(self, session: Session, run_id: str, final: bool) -> None:
-        """Write what is ready, in the transaction of a staged batch. ``final``: the last batch,
-        after every file has been read."""
+    def flush(self, final: bool) -> StepWrite | None:
+        """Take what is ready to write, after a batch's last record was observed (``final``: the
+        last batch, after every file has been read). The function returned writes it in that batch's
+        transaction, which runs on the write-behind thread while reading goes on: it must carry what
+        it writes, not read the step's state later."""
+        return None
 
     def settle(self, session: Session, run_id: str) -> None:
         """After reading, in the transaction that makes the run ready: repeats are numbered and

@@ -9,7 +9,7 @@ as it is). ``postgresql.py`` overrides what PostgreSQL does faster (arrays throu
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Engine, Table, bindparam, event, insert, tuple_, update
@@ -85,9 +85,13 @@ class Dialect:
                      .values({name: table.c[name] + bindparam(f"_{name}", type_=table.c[name].type) for name in columns}))
         session.connection().execute(statement, [{f"_{k}": v for k, v in row.items()} for row in deltas])
 
-    def copy_in(self, session: Session, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-        """Bulk-load ``rows`` (tuples in ``columns`` order), no ids handed back: staging."""
-        self.insert(session, table, [dict(zip(columns, row, strict=True)) for row in rows])
+    def insert_ids(self, session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """Insert ``rows`` (dicts with the same keys) and hand back their new ids in the rows'
+        order, ascending: staging's bulk load, where the id order is the read order."""
+        if not rows:
+            return []
+        statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        return [row[0] for row in session.execute(statement, list(rows))]
 
     def advance_sequence(self, session: Session, table: str, column: str, value: int) -> None:
         """Make the next id ``table.column`` hands out greater than ``value`` (an id written

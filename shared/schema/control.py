@@ -195,6 +195,7 @@ class InvoicePlan(Base):
     number, so every worker builds the same invoice whatever order the lines arrive in."""
 
     __tablename__ = "invoice_plans"
+    __table_args__ = (Index("ix_invoice_plans_close", "run_id", "close_no"),)
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
     plan: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -24,6 +24,13 @@ ITEMS = sa.Table(
     sa.Column("note", sa.String(10)),
 )
 
+STAGED = sa.Table(
+    "dialect_staged", METADATA,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("code", sa.String(20), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+)
+
 
 @pytest.fixture
 def session(database_url: str) -> Iterator[Session]:
@@ -47,6 +54,18 @@ def test_ids_come_back_in_the_rows_order(session: Session) -> None:
     assert [code for _, code in found] == codes
     ids = [id_ for id_, _ in found]
     assert ids == sorted(ids) and len(set(ids)) == len(codes)
+
+
+def test_staged_rows_get_ascending_ids_in_read_order_and_their_json_as_given(session: Session) -> None:
+    dialect = dialect_of(session)
+    first = [{"code": f"a{n}", "payload": {"Name": f"n{n}", "Note": "tab\there, quote \" and é"}} for n in range(300)]
+    ids = dialect.insert_ids(session, STAGED, first)
+    later = dialect.insert_ids(session, STAGED, [{"code": "b", "payload": {"Name": "\\N"}}])
+    session.commit()
+    assert ids == sorted(ids) and len(set(ids)) == 300 and later[0] > ids[-1]
+    stored = session.execute(sa.select(STAGED.c.id, STAGED.c.code, STAGED.c.payload).order_by(STAGED.c.id)).all()
+    assert [(i, c, p) for i, c, p in stored] == [
+        *((i, r["code"], r["payload"]) for i, r in zip(ids, first, strict=True)), (later[0], "b", {"Name": "\\N"})]
 
 
 def test_insert_missing_skips_rows_already_there_and_inserts_the_others(session: Session) -> None:
