@@ -38,8 +38,17 @@ from shared.settings import Settings, load_settings
 from shared.vault import Vault
 
 POLL_SECONDS = 0.5
+POLL_SHARE = 0.2
+"""The most of the database's time the live view's polls may take: a frame of a million-record run
+counts every staged record (over a second on PostgreSQL), so its polls space out to five times that."""
+
 RETRY_SECONDS = 2.0
 T = TypeVar("T")
+
+
+def poll_pause(took: float) -> float:
+    """Seconds to wait before the next poll, after one that took ``took`` seconds."""
+    return max(POLL_SECONDS, took * (1 - POLL_SHARE) / POLL_SHARE)
 
 
 @dataclass(kw_only=True)
@@ -257,7 +266,9 @@ def wait_for(readers: sessionmaker[Session], run_id: str, workers: LocalWorkers 
     # transient: the view gives way to the summary's full table, printed once
     with Live(console=console, auto_refresh=False, transient=True) if view is not None else _NoLive() as live:
         while True:
+            started = time.monotonic()
             seen = patiently(look, outage, deadline)
+            took = time.monotonic() - started
             if seen is None:
                 return False
             state, frame = seen
@@ -270,7 +281,7 @@ def wait_for(readers: sessionmaker[Session], run_id: str, workers: LocalWorkers 
                 workers.check()
             if deadline is not None and time.monotonic() > deadline:
                 return False
-            time.sleep(POLL_SECONDS)
+            time.sleep(poll_pause(took))
 
 
 def _wait_and_summarise(readers: sessionmaker[Session], run_id: str, workers: LocalWorkers | None, request: RunRequest,

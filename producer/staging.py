@@ -82,6 +82,8 @@ class Stager:
         try:
             self.stage_files(run_id, sources, steps, result)
             with self.sf.begin() as session:
+                dialect_of(session).analyze(session, table_of(StagedRecord))
+            with self.sf.begin() as session:
                 self._number_repeats(session, run_id)
                 _log_read_failures(session, run_id)
                 self._settle_duplicate_keys(session, run_id)

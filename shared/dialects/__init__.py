@@ -93,6 +93,9 @@ class Dialect:
         statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
         return [row[0] for row in session.execute(statement, list(rows))]
 
+    def analyze(self, session: Session, table: Table) -> None:
+        """Refresh the planner's statistics of a table that just grew in bulk (nothing, generically)."""
+
     def advance_sequence(self, session: Session, table: str, column: str, value: int) -> None:
         """Make the next id ``table.column`` hands out greater than ``value`` (an id written
         explicitly). Nothing to do where a new id is always one above the highest (SQLite)."""
