@@ -144,7 +144,9 @@ def load_batch(sessions: sessionmaker[Session], registry: Registry, vault: Vault
         once.setdefault(env.record_id, env)
     todo = list(once.values())
     hashing = "Password" in entity.secret_fields and any(env.fields.get("Password") for env in todo)
-    group = FIRST_HASH_GROUP if hashing else len(todo)
+    planner = loaders.planners.get(entity.name)
+    limit = (planner.records_at_once if planner is not None else None) or len(todo)
+    group = min(FIRST_HASH_GROUP, limit) if hashing else limit
     hashes: dict[str, str] = {}
     work = _Work(sessions, registry, vault, loaders, entity, attempts, budget, hashes)
     while todo:
@@ -153,7 +155,7 @@ def load_batch(sessions: sessionmaker[Session], registry: Registry, vault: Vault
             started = time.monotonic()
             made = _hash_passwords(readers or sessions, vault, head, hashes)
             if made:  # as many records a transaction as can be hashed in its time budget
-                group = max(1, int(budget * made / max(time.monotonic() - started, 1e-6)))
+                group = min(limit, max(1, int(budget * made / max(time.monotonic() - started, 1e-6))))
         done = work.some(head, results)
         todo = todo[done:]
     return results

@@ -118,6 +118,27 @@ def test_a_batch_of_one(target: Target) -> None:
     assert target.query("SELECT count(*) FROM accounts") == [(1,)]
 
 
+def test_a_planner_with_records_at_once_loads_its_batch_in_that_many_a_transaction(
+        target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Closing invoices holds many rows a record: its planner caps the records of a transaction."""
+    monkeypatch.setattr(PLANNERS["User"], "records_at_once", 5)
+    commits: list[int] = []
+
+    def count(_conn: Any) -> None:
+        commits.append(1)
+
+    engine = engine_for(target.url)
+    users = target.envelopes("User")
+    sa.event.listen(engine, "commit", count)
+    try:
+        outcomes = target.load("User", users)
+    finally:
+        sa.event.remove(engine, "commit", count)
+    assert [outcomes[u.record_id] for u in users] == ["dead" if i == BAD else "committed" for i in range(USERS)]
+    assert len(commits) == -(-USERS // 5), "a transaction for each five records"
+    assert target.query("SELECT count(*) FROM accounts") == [(USERS - 1,)]
+
+
 @pytest.mark.parametrize("entity", ["Owner", "User"])  # the record-by-record path and a planner's
 def test_a_record_delivered_twice_in_one_batch_is_committed_once(tmp_path: Path, entity: str) -> None:
     """The sweeper published the record again while its first message was still on its way."""

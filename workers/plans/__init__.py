@@ -72,6 +72,9 @@ class Planner:
     and ``plan``; ``write`` is the generic writer unless the family needs more."""
 
     entities: tuple[str, ...] = ()
+    records_at_once: int | None = None
+    """At most this many records a transaction (none: the whole batch), for a family whose records
+    each stand for many rows: one transaction's lookups and rows are held in memory together."""
 
     def prefetch(self, records: Sequence[Envelope], batch: Batch) -> None:
         """Ask ``batch.found`` for everything the batch's records name (one query per kind)."""

@@ -187,6 +187,10 @@ class Closes(Planner):
     the others' lines are dead-lettered and rebuild their invoice, closed, when replayed."""
 
     entities = ("CloseInvoice",)
+    records_at_once = 25
+    """A bare close closes every account's invoice since the previous close: at a million records a
+    batch of 1,365 closes held 136,500 plans and invoices in one transaction (a pool process peaked
+    at 428 MB, against 151 MB at 100k)."""
 
     def prefetch(self, records: Sequence[Envelope], batch: Batch) -> None:
         found = batch.found
