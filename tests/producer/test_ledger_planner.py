@@ -6,7 +6,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -459,8 +458,8 @@ class Target:
 
 
 @pytest.fixture
-def target(tmp_path: Path) -> Iterator[Target]:
-    url = "sqlite:///" + str(tmp_path / "t.db")
+def target(database_url: str) -> Iterator[Target]:
+    url = database_url
     upgrade(url)
     sf = session_factory(url)
     with sf.begin() as session:
