@@ -46,9 +46,13 @@ RETRY_SECONDS = 2.0
 T = TypeVar("T")
 
 
+POLL_MAX_SECONDS = 10.0
+"""However long a poll took, the next comes within this many seconds."""
+
+
 def poll_pause(took: float) -> float:
-    """Seconds to wait before the next poll, after one that took ``took`` seconds."""
-    return max(POLL_SECONDS, took * (1 - POLL_SHARE) / POLL_SHARE)
+    """Seconds to wait before the next poll, after one that took ``took`` seconds to answer."""
+    return min(POLL_MAX_SECONDS, max(POLL_SECONDS, took * (1 - POLL_SHARE) / POLL_SHARE))
 
 
 @dataclass(kw_only=True)
@@ -258,17 +262,21 @@ def wait_for(readers: sessionmaker[Session], run_id: str, workers: LocalWorkers 
     outage = _Outage(console)
     view = ProgressView(REGISTRY, settings.password_hash) if live_display else None
 
+    took = 0.0  # the last poll that answered (not the time spent riding out an outage)
+
     def look() -> tuple[str, Frame | None]:
+        nonlocal took
+        started = time.monotonic()
         with readers() as session:
             state = session.get_one(Run, run_id).state
-            return state, read_frame(session, run_id, limit, chunk) if view is not None else None
+            frame = read_frame(session, run_id, limit, chunk) if view is not None else None
+        took = time.monotonic() - started
+        return state, frame
 
     # transient: the view gives way to the summary's full table, printed once
     with Live(console=console, auto_refresh=False, transient=True) if view is not None else _NoLive() as live:
         while True:
-            started = time.monotonic()
             seen = patiently(look, outage, deadline)
-            took = time.monotonic() - started
             if seen is None:
                 return False
             state, frame = seen
