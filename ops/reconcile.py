@@ -10,7 +10,9 @@ record must still have its row.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import heapq
+import itertools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -18,6 +20,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
+from shared.dialects import dialect_of
 from shared.dispatch import OUTCOMES, live_counts
 from shared.errors import ConfigError
 from shared.money import INVOICE_LINES, METRICS, MONEY_RECORDS, TAX_SLOTS, ZERO, Figures, source_figures
@@ -114,13 +117,9 @@ def reconcile(session: Session, run_id: str) -> Reconciliation:
         raise ConfigError(f"no run {run_id!r} to reconcile (replays are reconciled through the run they replay)")
     result = Reconciliation(run_id)
     _check_counts(session, run_id, result)
-    source = {t.account: Figures(t.debits, t.credits, t.taxes, t.payments)
-              for t in session.scalars(select(SourceTotal).where(SourceTotal.run_id == run_id))}
-    parked = _parked(session, run_id)
-    found = _target(session, run_id, result)
-    result.accounts = len(source)
-    for account in sorted(set(source) | set(found)):
-        s, p, f = source.get(account, Figures()), parked.get(account, Figures()), found.get(account, Figures())
+    for account, (s, p, f) in _per_account(session, run_id, result):
+        result.accounts += s is not None
+        s, p, f = s or Figures(), p or Figures(), f or Figures()
         result.source, result.parked, result.found = result.source + s, result.parked + p, result.found + f
         for metric in METRICS:
             sv, pv, fv = getattr(s, metric), getattr(p, metric), getattr(f, metric)
@@ -131,6 +130,42 @@ def reconcile(session: Session, run_id: str) -> Reconciliation:
         select(func.count()).select_from(DeadLetter)
         .where(DeadLetter.run_id == run_id, DeadLetter.stage == "read", DeadLetter.entity.in_(MONEY_RECORDS))) or 0
     return result
+
+
+SOURCE, PARKED, FOUND = range(3)
+Sides = tuple[Figures | None, Figures | None, Figures | None]
+
+
+def _per_account(session: Session, run_id: str, result: Reconciliation) -> Iterator[tuple[str, Sides]]:
+    """Each account's source, parked and target money, one account at a time, in code-point order of
+    its name: every side is read from the database sorted that way and merged as it streams, so
+    memory holds one account (and the parked records), not every account of a million-record ledger."""
+    streams = [_source(session, run_id), _sorted_dict(PARKED, _parked(session, run_id)), _target(session, run_id, result)]
+    merged = heapq.merge(*streams, key=lambda side: side[0])
+    for account, sides in itertools.groupby(merged, key=lambda side: side[0]):
+        figures: list[Figures | None] = [None, None, None]
+        for _, kind, amount in sides:
+            figures[kind] = amount if figures[kind] is None else figures[kind] + amount  # type: ignore[operator]
+        yield account, (figures[SOURCE], figures[PARKED], figures[FOUND])
+
+
+Side = tuple[str, int, Figures]
+STREAMED = 1000
+"""Rows fetched at a time from each side's query."""
+
+
+def _source(session: Session, run_id: str) -> Iterator[Side]:
+    name = dialect_of(session).in_code_point_order(SourceTotal.account)
+    for account, debits, credits, taxes, payments in session.execute(
+        select(SourceTotal.account, SourceTotal.debits, SourceTotal.credits, SourceTotal.taxes, SourceTotal.payments)
+        .where(SourceTotal.run_id == run_id).order_by(name).execution_options(yield_per=STREAMED)
+    ):
+        yield account, SOURCE, Figures(debits, credits, taxes, payments)
+
+
+def _sorted_dict(kind: int, figures: dict[str, Figures]) -> Iterator[Side]:
+    for account in sorted(figures):
+        yield account, kind, figures[account]
 
 
 def _check_counts(session: Session, run_id: str, result: Reconciliation) -> None:
@@ -163,28 +198,35 @@ def _loaded_keys(run_id: str, entities: tuple[str, ...]) -> Any:
                                           StagedRecord.entity.in_(entities))
 
 
-def _target(session: Session, run_id: str, result: Reconciliation) -> dict[str, Figures]:
-    out: dict[str, Figures] = {}
+def _target(session: Session, run_id: str, result: Reconciliation) -> Iterator[Side]:
+    """What the target holds per account for the run's loaded ledger lines and payments, in
+    code-point order of the account's name (an account may come more than once: added up by the caller)."""
+    name = dialect_of(session).in_code_point_order(Account.name)
     taxes = [func.sum(getattr(Transaction, f"tax{i}")) for i in TAX_SLOTS]
-    for account, applied, debits, credits, ignored, *slots in session.execute(
+    lines = session.execute(
         select(Account.name, Transaction.tax_applied, func.sum(Transaction.debit), func.sum(Transaction.credit),
                func.sum(Transaction.ignored_tax), *taxes)
         .join(Account, Account.id == Transaction.account_id)
         .where(Transaction.source_key.in_(_loaded_keys(run_id, INVOICE_LINES)))
-        .group_by(Account.name, Transaction.tax_applied)
-    ):
+        .group_by(Account.name, Transaction.tax_applied).order_by(name).execution_options(yield_per=STREAMED)
+    )
+    payments = session.execute(
+        select(Account.name, func.sum(Payment.amount)).join(Account, Account.id == Payment.account_id)
+        .where(Payment.source_key.in_(_loaded_keys(run_id, ("Payment",)))).group_by(Account.name).order_by(name)
+        .execution_options(yield_per=STREAMED)
+    )
+    yield from heapq.merge(_line_sums(lines, result), ((account, FOUND, Figures(payments=paid or ZERO))
+                                                       for account, paid in payments), key=lambda side: side[0])
+
+
+def _line_sums(rows: Iterable[Any], result: Reconciliation) -> Iterator[Side]:
+    for account, applied, debits, credits, ignored, *slots in rows:
         slot_total = sum((s or ZERO for s in slots), ZERO)
         stated = (ignored or ZERO) + (ZERO if applied else slot_total)
         if applied:
             result.computed_tax += slot_total
         result.ignored_tax += ignored or ZERO
-        out[account] = out.get(account, Figures()) + Figures(debits or ZERO, credits or ZERO, stated)
-    for account, paid in session.execute(
-        select(Account.name, func.sum(Payment.amount)).join(Account, Account.id == Payment.account_id)
-        .where(Payment.source_key.in_(_loaded_keys(run_id, ("Payment",)))).group_by(Account.name)
-    ):
-        out[account] = out.get(account, Figures()) + Figures(payments=paid or ZERO)
-    return out
+        yield account, FOUND, Figures(debits or ZERO, credits or ZERO, stated)
 
 
 def _row_figures(row: Transaction | Payment) -> Figures:

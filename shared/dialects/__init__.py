@@ -103,6 +103,11 @@ class Dialect:
     def configure(self, engine: Engine) -> None:
         """Connection settings the database needs (nothing, generically)."""
 
+    def in_code_point_order(self, column: Any) -> Any:
+        """``column`` to sort by so that text comes in the order Python sorts it (code points), and
+        sorted streams can be merged in Python: SQLite compares text byte by byte, which is that order."""
+        return column
+
     def any_of(self, column: Any, values: Sequence[Any]) -> Any:
         """``column IN (…)``: a batch's lookup of many values at once."""
         return column.in_(list(values))

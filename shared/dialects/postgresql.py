@@ -49,6 +49,17 @@ class PostgresDialect(Dialect):
             if not state.transaction_was_reset:
                 record.info.pop(_TWINS, None)
 
+        def read_cursors_to_the_end(dbapi_conn: Any, _record: Any) -> None:
+            """A server-side cursor (``yield_per``) is planned for its first tenth by default, which
+            turns a streamed ``GROUP BY`` over a run into nested loops (83 s against 2 s measured on a
+            300k-record reconcile); cutover reads every cursor it opens to the end."""
+            autocommit = dbapi_conn.autocommit
+            dbapi_conn.autocommit = True
+            with dbapi_conn.cursor() as cur:
+                cur.execute("SET cursor_tuple_fraction = 1")
+            dbapi_conn.autocommit = autocommit
+
+        event.listen(engine, "connect", read_cursors_to_the_end)
         event.listen(engine, "rollback", forget_twins)
         event.listen(engine, "rollback_savepoint", forget_twins)
         event.listen(engine, "reset", forget_twins_on_reset)
@@ -147,6 +158,11 @@ class PostgresDialect(Dialect):
             twin = self._stage(cur, session, table, columns, deltas)
             cur.execute(f"UPDATE {table.name} AS t SET {sets} FROM {twin} AS v WHERE t.{key} = v.{key}")
             cur.execute(f"DELETE FROM {twin}")  # a later use in this transaction starts empty
+
+    def in_code_point_order(self, column: Any) -> Any:
+        """The "C" collation compares UTF-8 bytes, which is code-point order (the database's own
+        collation may sort ``a-b`` before ``ab`` or ignore case)."""
+        return column.collate("C")
 
     def any_of(self, column: Any, values: Sequence[Any]) -> Any:
         """``column = ANY(:array)``: one parameter however many values (an ``IN`` list of thousands
