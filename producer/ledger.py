@@ -19,14 +19,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from producer.readers.base import RawRecord
 from producer.readers.values import MONEY_LIMIT
 from producer.steps import StagingStep, StepWrite
+from shared.dialects import table_of
 from shared.errors import InvalidValue, RecordError, RuleViolation
-from shared.money import INVOICE_LINES, LEDGER_ENTITIES, MONEY_RECORDS, Figures, source_figures
+from shared.money import INVOICE_LINES, LEDGER_ENTITIES, METRICS, MONEY_RECORDS, Figures, source_figures
 from shared.schema.control import InvoicePlan, LedgerEntry, SourceTotal, StagedRecord
 from shared.schema.ledger import Invoice, Transaction
 from shared.schema.target import Account
@@ -61,7 +62,7 @@ class Plan:
 @dataclass
 class InvoicePlanner:
     """Follows ledger records in file order. Memory grows with the accounts that have an open invoice
-    and with the accounts in the ledger (their source totals), not with the number of lines."""
+    and with the accounts whose money is not flushed yet (one batch), not with the number of lines."""
 
     next_plan: int = 0
     closes: int = 0
@@ -167,6 +168,8 @@ class LedgerStep(StagingStep):
     def __init__(self, options: Any = None) -> None:
         super().__init__(options)
         self.planner = InvoicePlanner()
+        self.written: set[str] = set()
+        """Accounts whose source totals have a row already."""
 
     def start_file(self, path: Path) -> None:
         self.planner.start_file()
@@ -175,14 +178,20 @@ class LedgerStep(StagingStep):
         self.planner.observe(raw)
 
     def flush(self, final: bool) -> StepWrite | None:
+        """The batch's finished plans, and its money per account added to the source totals: a
+        million-record ledger's totals are never all in memory (only the names already written)."""
         plans = self.planner.drain(final=final)
-        totals = self.planner.totals if final else {}  # the last batch: nothing is observed after it
+        totals, self.planner.totals = self.planner.totals, {}
         if not plans and not totals:
             return None
+        new = {account: figures for account, figures in totals.items() if account not in self.written}
+        more = {account: figures for account, figures in totals.items() if account in self.written}
+        self.written.update(new)
 
         def write(session: Session, run_id: str) -> None:
             write_plans(session, run_id, plans)
-            write_totals(session, run_id, totals)
+            write_totals(session, run_id, new)
+            add_to_totals(session, run_id, more)
         return write
 
     def settle(self, session: Session, run_id: str) -> None:
@@ -221,6 +230,20 @@ def write_totals(session: Session, run_id: str, totals: dict[str, Figures]) -> N
                                               for account, figures in totals.items()])
 
 
+def add_to_totals(session: Session, run_id: str, totals: dict[str, Figures]) -> None:
+    """Add a batch's money to accounts an earlier batch already gave a row."""
+    if not totals:
+        return
+    table = table_of(SourceTotal)
+    columns = table.c
+    statement = (update(table)
+                 .where(columns.run_id == bindparam("_run_id"), columns.account == bindparam("_account"))
+                 .values({metric: columns[metric] + bindparam(f"_{metric}", type_=columns[metric].type) for metric in METRICS}))
+    session.connection().execute(statement, [
+        {"_run_id": run_id, "_account": account, **{f"_{metric}": value for metric, value in figures.as_dict().items()}}
+        for account, figures in totals.items()])
+
+
 # -- after reading: sequence numbers against the target ------------------------------------------
 
 @dataclass
@@ -234,32 +257,43 @@ class _Known:
 def resolve_plans(session: Session, run_id: str) -> int:
     """Give each plan its invoice sequence and name. A plan whose lines were loaded before (the
     same file run again) keeps that invoice; the account's first new plan continues an invoice the
-    target left open; the others count on from the account's highest sequence. Returns plans resolved."""
+    target left open; the others count on from the account's highest sequence. Returns plans resolved.
+
+    Plans stream in account order and are updated ``PLANS_AT_ONCE`` at a time as they go: what is
+    held is one account's claims and one slice of updates, however many plans the ledger made."""
     loaded = dict(_plans_loaded_before(session, run_id))
+    claims_loaded: dict[str, set[int]] = {}
+    for account, sequence, _ in loaded.values():
+        claims_loaded.setdefault(account, set()).add(sequence)
     accounts = _known_invoices(session, run_id)
-    claimed: set[tuple[str, int]] = {(a, seq) for a, seq, _ in loaded.values()}
-    changes: list[tuple[int, int, str]] = []
-    first_new_seen: set[str] = set()
-    # columns, not ORM objects, streamed: a million-record ledger has a few hundred thousand plans
+    changes: list[dict[str, object]] = []
+    resolved = 0
+    current: str | None = None
+    claimed: set[int] = set()
+    known = _Known()
     plans = (select(InvoicePlan.plan, InvoicePlan.account, InvoicePlan.name).where(InvoicePlan.run_id == run_id)
              .order_by(InvoicePlan.account, InvoicePlan.plan).execution_options(yield_per=PLANS_AT_ONCE))
     for number, account, given in session.execute(plans):
-        known = accounts.setdefault(account, _Known())
+        first = account != current
+        if first:  # the account's first plan: what it holds in the target and what re-runs claimed
+            current, claimed = account, claims_loaded.pop(account, set())
+            known = accounts.pop(account, _Known())
         if number in loaded:
             _, sequence, name = loaded[number]
-        elif (account not in first_new_seen and known.open_invoice is not None
-              and (account, known.open_invoice[0]) not in claimed):
+        elif first and known.open_invoice is not None and known.open_invoice[0] not in claimed:
             sequence, name = known.open_invoice
         else:
             known.highest += 1
             sequence, name = known.highest, given or f"{account}-{known.highest}"
-        first_new_seen.add(account)
-        claimed.add((account, sequence))
-        changes.append((number, sequence, given or name))
-    for start in range(0, len(changes), PLANS_AT_ONCE):  # bulk UPDATE by primary key
-        session.execute(update(InvoicePlan), [{"run_id": run_id, "plan": number, "sequence": sequence, "name": name}
-                                              for number, sequence, name in changes[start:start + PLANS_AT_ONCE]])
-    return len(changes)
+        claimed.add(sequence)
+        changes.append({"run_id": run_id, "plan": number, "sequence": sequence, "name": given or name})
+        resolved += 1
+        if len(changes) >= PLANS_AT_ONCE:
+            session.execute(update(InvoicePlan), changes)  # bulk UPDATE by primary key
+            changes = []
+    if changes:
+        session.execute(update(InvoicePlan), changes)
+    return resolved
 
 
 def _plans_loaded_before(session: Session, run_id: str) -> Iterator[tuple[int, tuple[str, int, str]]]:

@@ -6,17 +6,19 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from producer.ledger import InvoicePlanner, Plan, resolve_plans, write_plans
+from producer import ledger
+from producer.ledger import InvoicePlanner, LedgerStep, Plan, resolve_plans, write_plans
 from producer.readers.base import RawRecord
 from shared.db import engine_for, session_factory, upgrade
 from shared.errors import InvalidValue, Position, RuleViolation
 from shared.money import Figures
-from shared.schema.control import InvoicePlan, LedgerEntry, Run, StagedRecord
+from shared.schema.control import InvoicePlan, LedgerEntry, Run, SourceTotal, StagedRecord
 from shared.schema.ledger import Invoice, Transaction
 from shared.schema.target import Account, ReferenceItem
 
@@ -553,3 +555,53 @@ def test_plan_loaded_before_keeps_its_invoice(target: Target) -> None:
 
 def test_nothing_to_resolve(target: Target) -> None:
     assert target.resolve() == (0, {})
+
+
+def test_plans_resolve_the_same_when_updated_a_slice_at_a_time(target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plans stream in account order and are updated a slice at a time while the stream is open."""
+    monkeypatch.setattr(ledger, "PLANS_AT_ONCE", 2)
+    target.account("alice", [(1, "alice-1", "closed"), (2, "February", "open")])
+    target.plans(plan(1, "bob"), plan(2, "alice"), plan(3, "alice"), plan(4, "carol", "Welcome"), plan(5, "alice"),
+                 plan(6, "bob"), plan(7, "carol"))
+    count, resolved = target.resolve()
+    assert count == 7
+    assert resolved == {1: ("bob", 1, "bob-1"), 2: ("alice", 2, "February"), 3: ("alice", 3, "alice-3"),
+                        4: ("carol", 1, "Welcome"), 5: ("alice", 4, "alice-4"), 6: ("bob", 2, "bob-2"),
+                        7: ("carol", 2, "carol-2")}
+
+
+def test_source_totals_are_written_batch_by_batch_and_add_up(target: Target) -> None:
+    """An account's money met in several batches ends in one row with the sum; nothing waits in memory."""
+    step = LedgerStep()
+    step.start_file(Path("ledger.xml"))
+    line = 0
+
+    def observe(entity: str, **fields: str) -> None:
+        nonlocal line
+        line += 1
+        step.observe(RawRecord(entity, dict(fields), Position("ledger.xml", line)))
+
+    def flush(final: bool = False) -> None:
+        write = step.flush(final)
+        if write is not None:
+            with target.sf.begin() as session:
+                write(session, RUN)
+
+    observe("Debit", User="alice", Date="2007-01-31", Debit="10.00", Tax1="1.50")
+    observe("Payment", User="bob", Date="2007-01-31", Credit="4.00")
+    flush()
+    assert step.planner.totals == {}
+    observe("Debit", User="alice", Date="2007-02-28", Debit="2.5000")
+    observe("Credit", User="alice", Date="2007-02-28", Credit="1.00", Bulk="3")
+    observe("Debit", User="carol", Date="2007-02-28", Debit="7.00")
+    flush()
+    observe("Payment", User="alice", Date="2007-03-01", Credit="0.25")
+    flush(final=True)
+    with target.sf() as session:
+        rows = {t.account: Figures(t.debits, t.credits, t.taxes, t.payments)
+                for t in session.scalars(select(SourceTotal).where(SourceTotal.run_id == RUN))}
+    assert rows == {
+        "alice": Figures(debits=Decimal("12.50"), credits=Decimal("3.00"), taxes=Decimal("1.50"), payments=Decimal("0.25")),
+        "bob": Figures(payments=Decimal("4.00")),
+        "carol": Figures(debits=Decimal("7.00")),
+    }
