@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from producer.readers.base import RawRecord
 from producer.readers.values import MONEY_LIMIT
 from producer.steps import StagingStep, StepWrite
-from shared.dialects import table_of
+from shared.dialects import dialect_of, table_of
 from shared.errors import InvalidValue, RecordError, RuleViolation
 from shared.money import INVOICE_LINES, LEDGER_ENTITIES, METRICS, MONEY_RECORDS, Figures, source_figures
 from shared.schema.control import InvoicePlan, LedgerEntry, SourceTotal, StagedRecord
@@ -220,8 +220,8 @@ def _end_of(text: str) -> datetime:
 
 
 def write_plans(session: Session, run_id: str, plans: list[Plan]) -> None:
-    if plans:
-        session.execute(insert(InvoicePlan), [p.row(run_id) for p in plans])
+    """The batch's finished plans, by the database's bulk path (``COPY`` on PostgreSQL)."""
+    dialect_of(session).insert(session, table_of(InvoicePlan), [p.row(run_id) for p in plans])
 
 
 def write_totals(session: Session, run_id: str, totals: dict[str, Figures]) -> None:
@@ -289,11 +289,15 @@ def resolve_plans(session: Session, run_id: str) -> int:
         changes.append({"run_id": run_id, "plan": number, "sequence": sequence, "name": given or name})
         resolved += 1
         if len(changes) >= PLANS_AT_ONCE:
-            session.execute(update(InvoicePlan), changes)  # bulk UPDATE by primary key
+            _update_plans(session, changes)
             changes = []
-    if changes:
-        session.execute(update(InvoicePlan), changes)
+    _update_plans(session, changes)
     return resolved
+
+
+def _update_plans(session: Session, changes: list[dict[str, object]]) -> None:
+    """A slice of plans' sequences and names, by primary key, by the database's bulk path."""
+    dialect_of(session).update_rows(session, table_of(InvoicePlan), ("run_id", "plan"), changes)
 
 
 def _plans_loaded_before(session: Session, run_id: str) -> Iterator[tuple[int, tuple[str, int, str]]]:

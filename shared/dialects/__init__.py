@@ -24,6 +24,10 @@ READ_ONLY = "cutover_read_only"
 """Execution option of connections that only read (``shared.db.read_engine``)."""
 
 
+def key_columns(key: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (key,) if isinstance(key, str) else key
+
+
 def table_of(model: Any) -> Table:
     """A mapped class's table, typed as one."""
     table: Table = model.__table__
@@ -65,13 +69,16 @@ class Dialect:
             except IntegrityError:
                 continue
 
-    def update_rows(self, session: Session, table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
-        """``UPDATE table SET … WHERE key = …`` for each row (every row sets the same columns)."""
+    def update_rows(self, session: Session, table: Table, key: str | tuple[str, ...],
+                    rows: Sequence[dict[str, Any]]) -> None:
+        """``UPDATE table SET … WHERE key = …`` for each row (every row sets the same columns);
+        ``key`` is a column or, for a composite key, a tuple of them."""
         if not rows:
             return
         check_rows(table, rows)
-        columns = [name for name in rows[0] if name != key]
-        statement = (update(table).where(table.c[key] == bindparam(f"_{key}"))
+        keys = key_columns(key)
+        columns = [name for name in rows[0] if name not in keys]
+        statement = (update(table).where(*(table.c[k] == bindparam(f"_{k}") for k in keys))
                      .values({name: bindparam(f"_{name}") for name in columns}))
         session.connection().execute(statement, [{f"_{k}": v for k, v in row.items()} for row in rows])
 

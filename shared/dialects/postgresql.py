@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from shared.dialects import DRY_RUN, Dialect
+from shared.dialects import DRY_RUN, Dialect, key_columns
 from shared.lengths import check_rows
 
 _PG = postgresql.dialect()
@@ -138,15 +138,17 @@ class PostgresDialect(Dialect):
                         f"ORDER BY _n ON CONFLICT ({', '.join(unique)}) DO NOTHING")
             cur.execute(f"DELETE FROM {twin}")  # a later use in this transaction starts empty
 
-    def update_rows(self, session: Session, table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
+    def update_rows(self, session: Session, table: Table, key: str | tuple[str, ...],
+                    rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
             return
         check_rows(table, rows)
-        columns = list(rows[0])
-        sets = ", ".join(f"{c} = v.{c}" for c in columns if c != key)
+        columns, keys = list(rows[0]), key_columns(key)
+        sets = ", ".join(f"{c} = v.{c}" for c in columns if c not in keys)
+        matches = " AND ".join(f"t.{k} = v.{k}" for k in keys)
         with self._cursor(session) as cur:
             twin = self._stage(cur, session, table, columns, rows)
-            cur.execute(f"UPDATE {table.name} AS t SET {sets} FROM {twin} AS v WHERE t.{key} = v.{key}")
+            cur.execute(f"UPDATE {table.name} AS t SET {sets} FROM {twin} AS v WHERE {matches}")
             cur.execute(f"DELETE FROM {twin}")  # a later use in this transaction starts empty
 
     def add_to(self, session: Session, table: Table, key: str, deltas: Sequence[dict[str, Any]]) -> None:

@@ -145,3 +145,13 @@ def test_text_sorted_in_code_point_order_merges_with_python_sorting(session: Ses
     assert ordered == sorted(NAMES)
     if postgres:  # the column's own order differs, or this test could not tell
         assert session.scalars(sa.select(name).select_from(sa.table("dialect_names")).order_by(name)).all() != sorted(NAMES)
+
+
+def test_update_rows_on_a_composite_key_needs_every_part_to_match(session: Session) -> None:
+    dialect = dialect_of(session)
+    dialect.insert_returning(session, ITEMS, rows("a", "b"), ["id"])
+    dialect.update_rows(session, ITEMS, ("code", "amount"), [{"code": "a", "amount": 1, "note": "both"},
+                                                             {"code": "b", "amount": 2, "note": "one"}])
+    session.commit()
+    got = session.execute(sa.select(ITEMS.c.code, ITEMS.c.note).order_by(ITEMS.c.code)).all()
+    assert [tuple(r) for r in got] == [("a", "both"), ("b", None)]
