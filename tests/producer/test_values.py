@@ -163,3 +163,15 @@ def test_not_ints(text: str) -> None:
 
 def test_text_is_kept_verbatim() -> None:
     assert parse_text("Name", "  Smith & Sons  ") == "  Smith & Sons  "
+
+
+def test_a_remembered_date_still_names_the_field_and_the_order_it_was_read_in() -> None:
+    """Conversions are remembered per text and order: the error of a value met again names the field
+    it is met in, and the other order reads the same text its own way."""
+    assert parse_date("Date", "3/4/2007", day_first=False) == "2007-03-04"
+    assert parse_date("Date", "3/4/2007", day_first=True) == "2007-04-03"
+    for field in ("CreatedDate", "NextBillDate"):
+        with pytest.raises(InvalidValue) as refused:
+            parse_date(field, "2/30/2007", day_first=False)
+        assert str(refused.value).startswith(f"{field} '2/30/2007' is not a real date")
+        assert refused.value.field == field and refused.value.value == "2/30/2007"
