@@ -95,15 +95,16 @@ def committed(installation: Cluster, run_id: str) -> int:
 
 def test_ctrl_c_stops_the_run_and_resume_finishes_it(installation: Cluster, tmp_path: Path) -> None:
     source = tmp_path / "accounts.xml"
-    total = write_accounts(source, 120)
+    total = write_accounts(source, 400)  # the users' batch hashes for seconds: Ctrl-C comes while it loads
 
     running = installation.popen("run", str(source))
     wait_until(lambda: run_id_of(installation) is not None, 60, "the run to be staged")
     run_id = run_id_of(installation)
     assert run_id is not None
-    wait_until(lambda: committed(installation, run_id) >= 5 or running.poll() is not None, 120,
-               "the run to be loading")
+    wait_until(lambda: committed(installation, run_id) >= 3 or running.poll() is not None, 120,
+               "the run to be loading (its reference records committed)")
     assert running.poll() is None, "the run must still be loading when Ctrl-C comes"
+    assert committed(installation, run_id) < total, "the run must still have records to load when Ctrl-C comes"
     running.send_signal(signal.SIGINT)
     out, err = running.communicate(timeout=120)
     assert running.returncode == 5, out + err

@@ -27,6 +27,14 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 
 
+USERS = 400
+"""Accounts with passwords in the runs these tests stop: the users' batch hashes for seconds, so the
+command is stopped while it loads (with 150, a busy machine saw the first users commit only when the
+contacts were nearly done, and the run ended before the signal came)."""
+REFERENCE_RECORDS = 3
+"""The reference records ahead of the users: once they are committed, the run is loading."""
+
+
 class Embedded:
     """`cutover` commands on the embedded default, in a home of their own."""
 
@@ -94,9 +102,10 @@ def assert_all_gone(procs: list[psutil.Process], within: float) -> None:
 
 
 def test_kill_9_of_cutover_run_leaves_nothing_behind_and_resume_finishes(embedded: Embedded, tmp_path: Path) -> None:
-    total = write_accounts(tmp_path / "accounts.xml", 150)
+    total = write_accounts(tmp_path / "accounts.xml", USERS)
     proc = embedded.start("run", str(tmp_path / "accounts.xml"))
-    wait_until(lambda: embedded.committed() >= 10, 240, "the run to be loading")
+    wait_until(lambda: embedded.committed() >= REFERENCE_RECORDS, 240, "the run to be loading")
+    assert embedded.committed() < total, "the run must still have records to load when it is killed"
     children = descendants(proc.pid)
     assert any("redis-server" in " ".join(p.cmdline()) for p in children)
     assert any("celery" in " ".join(p.cmdline()) for p in children)
@@ -116,13 +125,14 @@ def test_kill_9_of_cutover_run_leaves_nothing_behind_and_resume_finishes(embedde
     doc = embedded.status(run_id)
     assert doc["state"] == "completed"
     assert doc["totals"]["committed"] == total
-    assert embedded.query("SELECT count(*) FROM accounts") == [(150,)]
+    assert embedded.query("SELECT count(*) FROM accounts") == [(USERS,)]
 
 
 def test_ctrl_c_answers_at_once_and_the_run_shows_as_interrupted(embedded: Embedded, tmp_path: Path) -> None:
-    write_accounts(tmp_path / "accounts.xml", 150)
+    total = write_accounts(tmp_path / "accounts.xml", USERS)
     proc = embedded.start("run", str(tmp_path / "accounts.xml"))
-    wait_until(lambda: embedded.committed() >= 10, 240, "the run to be loading")
+    wait_until(lambda: embedded.committed() >= REFERENCE_RECORDS, 240, "the run to be loading")
+    assert embedded.committed() < total, "the run must still have records to load when Ctrl-C comes"
     children = descendants(proc.pid)
 
     proc.send_signal(signal.SIGINT)
