@@ -19,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from producer.readers.base import RawRecord
@@ -27,7 +27,7 @@ from producer.readers.values import MONEY_LIMIT
 from producer.steps import StagingStep, StepWrite
 from shared.dialects import dialect_of, table_of
 from shared.errors import InvalidValue, RecordError, RuleViolation
-from shared.money import INVOICE_LINES, LEDGER_ENTITIES, METRICS, MONEY_RECORDS, Figures, source_figures
+from shared.money import INVOICE_LINES, LEDGER_ENTITIES, MONEY_RECORDS, Figures, source_figures
 from shared.schema.control import InvoicePlan, LedgerEntry, SourceTotal, StagedRecord
 from shared.schema.ledger import Invoice, Transaction
 from shared.schema.target import Account
@@ -225,23 +225,17 @@ def write_plans(session: Session, run_id: str, plans: list[Plan]) -> None:
 
 
 def write_totals(session: Session, run_id: str, totals: dict[str, Figures]) -> None:
-    if totals:
-        session.execute(insert(SourceTotal), [{"run_id": run_id, "account": account, **figures.as_dict()}
-                                              for account, figures in totals.items()])
+    """Rows for accounts no earlier batch wrote."""
+    dialect_of(session).insert(session, table_of(SourceTotal), _total_rows(run_id, totals))
 
 
 def add_to_totals(session: Session, run_id: str, totals: dict[str, Figures]) -> None:
     """Add a batch's money to accounts an earlier batch already gave a row."""
-    if not totals:
-        return
-    table = table_of(SourceTotal)
-    columns = table.c
-    statement = (update(table)
-                 .where(columns.run_id == bindparam("_run_id"), columns.account == bindparam("_account"))
-                 .values({metric: columns[metric] + bindparam(f"_{metric}", type_=columns[metric].type) for metric in METRICS}))
-    session.connection().execute(statement, [
-        {"_run_id": run_id, "_account": account, **{f"_{metric}": value for metric, value in figures.as_dict().items()}}
-        for account, figures in totals.items()])
+    dialect_of(session).add_to(session, table_of(SourceTotal), ("run_id", "account"), _total_rows(run_id, totals))
+
+
+def _total_rows(run_id: str, totals: dict[str, Figures]) -> list[dict[str, Any]]:
+    return [{"run_id": run_id, "account": account, **figures.as_dict()} for account, figures in totals.items()]
 
 
 # -- after reading: sequence numbers against the target ------------------------------------------

@@ -82,13 +82,15 @@ class Dialect:
                      .values({name: bindparam(f"_{name}") for name in columns}))
         session.connection().execute(statement, [{f"_{k}": v for k, v in row.items()} for row in rows])
 
-    def add_to(self, session: Session, table: Table, key: str, deltas: Sequence[dict[str, Any]]) -> None:
+    def add_to(self, session: Session, table: Table, key: str | tuple[str, ...],
+               deltas: Sequence[dict[str, Any]]) -> None:
         """``UPDATE table SET c = c + :dc …`` for each row: amounts that many writers move at once add
-        up whatever order they commit in."""
+        up whatever order they commit in. ``key`` as for :meth:`update_rows`."""
         if not deltas:
             return
-        columns = [name for name in deltas[0] if name != key]
-        statement = (update(table).where(table.c[key] == bindparam(f"_{key}"))
+        keys = key_columns(key)
+        columns = [name for name in deltas[0] if name not in keys]
+        statement = (update(table).where(*(table.c[k] == bindparam(f"_{k}") for k in keys))
                      .values({name: table.c[name] + bindparam(f"_{name}", type_=table.c[name].type) for name in columns}))
         session.connection().execute(statement, [{f"_{k}": v for k, v in row.items()} for row in deltas])
 

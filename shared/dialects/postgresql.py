@@ -151,14 +151,16 @@ class PostgresDialect(Dialect):
             cur.execute(f"UPDATE {table.name} AS t SET {sets} FROM {twin} AS v WHERE {matches}")
             cur.execute(f"DELETE FROM {twin}")  # a later use in this transaction starts empty
 
-    def add_to(self, session: Session, table: Table, key: str, deltas: Sequence[dict[str, Any]]) -> None:
+    def add_to(self, session: Session, table: Table, key: str | tuple[str, ...],
+               deltas: Sequence[dict[str, Any]]) -> None:
         if not deltas:
             return
-        columns = list(deltas[0])
-        sets = ", ".join(f"{c} = t.{c} + v.{c}" for c in columns if c != key)
+        columns, keys = list(deltas[0]), key_columns(key)
+        sets = ", ".join(f"{c} = t.{c} + v.{c}" for c in columns if c not in keys)
+        matches = " AND ".join(f"t.{k} = v.{k}" for k in keys)
         with self._cursor(session) as cur:
             twin = self._stage(cur, session, table, columns, deltas)
-            cur.execute(f"UPDATE {table.name} AS t SET {sets} FROM {twin} AS v WHERE t.{key} = v.{key}")
+            cur.execute(f"UPDATE {table.name} AS t SET {sets} FROM {twin} AS v WHERE {matches}")
             cur.execute(f"DELETE FROM {twin}")  # a later use in this transaction starts empty
 
     def in_code_point_order(self, column: Any) -> Any:
