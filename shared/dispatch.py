@@ -1,7 +1,8 @@
 """Waves of chunks, with back-pressure.
 
 A run's (or replay's) staged records are numbered into chunks per wave at staging time. Dispatching a
-wave publishes, per chunk, one load message per record (pipelined, see ``shared.publish``). The
+wave publishes, per chunk, load messages naming its pending records by id (pipelined, see
+``shared.publish``; the loading process reads the records, ``workers.envelopes``). The
 barrier is in the database, where the outcomes are written anyway: the worker whose batch leaves a
 chunk with no pending record sends ``chunk_done`` (``close_if_empty``), which claims and publishes
 the next chunk; the one that closes a wave's last chunk opens the next wave. At most
@@ -23,10 +24,12 @@ from collections.abc import Iterable
 from typing import Any, cast
 
 from celery import Celery
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, Text, func, select, update
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.celery_app import DISPATCH_CHUNK_DONE
+from shared.envelope import KEY_SEPARATOR, pack_message
 from shared.publish import OutgoingTask, publish_many
 from shared.registry import Registry
 from shared.schema.base import utcnow
@@ -204,14 +207,15 @@ def _claim(session: Session, state: DispatchWave, count: int) -> list[int]:
 
 
 def publish_chunk(sf: SessionFactory, app: Celery, registry: Registry, dispatch_id: str, wave: int, chunk: int) -> bool:
-    """The chunk's pending records, packed — up to ``records_per_message`` records of one entity
-    type and about ``MESSAGE_BYTES`` a message, each record keeping its own envelope — or one message
-    a record (``records_per_message`` 1), pipelined to the broker. Returns False when the chunk has
-    nothing left to load."""
+    """The chunk's pending records, named by id in messages of one entity type each — up to
+    ``records_per_message`` records and about ``MESSAGE_BYTES`` of their text a message, or one
+    message a record (``records_per_message`` 1) — pipelined to the broker. The loading process reads
+    the records themselves (``workers.envelopes``). Returns False when the chunk has nothing left to
+    load."""
     with sf() as session:
         rows = session.execute(
-            select(StagedRecord.id, StagedRecord.run_id, StagedRecord.entity, StagedRecord.key, StagedRecord.digest,
-                   StagedRecord.source_file, StagedRecord.line, StagedRecord.col, StagedRecord.payload)
+            select(StagedRecord.id, StagedRecord.entity, StagedRecord.natural_key, StagedRecord.source_file,
+                   StagedRecord.line, func.length(sql_cast(StagedRecord.payload, Text)).label("size"))
             .where(StagedRecord.dispatch_id == dispatch_id, StagedRecord.wave == wave,
                    StagedRecord.chunk == chunk, StagedRecord.status == "pending")
             .order_by(StagedRecord.id)
@@ -222,37 +226,33 @@ def publish_chunk(sf: SessionFactory, app: Celery, registry: Registry, dispatch_
         return False
     upsert = bool(options.get("upsert"))
     per_message = max(1, int(options.get("records_per_message") or 1))
-    chunk_key = [dispatch_id, wave, chunk]
-    by_entity: dict[str, list[dict[str, Any]]] = {}
+    by_entity: dict[str, list[Any]] = {}
     for row in rows:
-        by_entity.setdefault(row.entity, []).append({
-            "run_id": row.run_id, "record_id": row.id, "entity": row.entity, "key": row.key, "digest": row.digest,
-            "position": {"file": row.source_file, "line": row.line, "column": row.col}, "fields": row.payload,
-            "upsert": upsert, "replay": row.run_id != dispatch_id, "chunk": chunk_key})
+        by_entity.setdefault(row.entity, []).append(row)
     messages = []
     for name, records in by_entity.items():
         entity = registry[name]
         for pack in _packs(records, per_message):
-            labels = ", ".join(_label(r, entity.lookup_key) for r in pack[:3]) + (f" … ({len(pack)})" if len(pack) > 3 else "")
-            payload: object = pack[0] if per_message == 1 else pack
-            messages.append(OutgoingTask(entity.task_name, (payload,), labels))
+            labels = ", ".join(_label(r, name) for r in pack[:3]) + (f" … ({len(pack)})" if len(pack) > 3 else "")
+            body = pack_message((dispatch_id, wave, chunk), [r.id for r in pack], upsert)
+            messages.append(OutgoingTask(entity.task_name, (body,), labels))
     publish_many(app, messages)
     return True
 
 
 MESSAGE_BYTES = 256 * 1024
-"""About this much of records' text a packed message carries at most (Redis and the workers hold
-whole messages in memory)."""
+"""About this much of records' text a message names at most (a worker's batch holds its messages'
+records in memory)."""
 
 
-def _packs(records: list[dict[str, Any]], per_message: int) -> list[list[dict[str, Any]]]:
+def _packs(records: list[Any], per_message: int) -> list[list[Any]]:
     """Consecutive groups of at most ``per_message`` records and about ``MESSAGE_BYTES`` of text."""
     if per_message == 1:
         return [[r] for r in records]
-    packs: list[list[dict[str, Any]]] = [[]]
+    packs: list[list[Any]] = [[]]
     size = 0
     for record in records:
-        weight = 200 + sum(len(k) + len(str(v)) for k, v in record["fields"].items())
+        weight = 200 + (record.size or 0)
         if packs[-1] and (len(packs[-1]) >= per_message or size + weight > MESSAGE_BYTES):
             packs.append([])
             size = 0
@@ -261,12 +261,10 @@ def _packs(records: list[dict[str, Any]], per_message: int) -> list[list[dict[st
     return packs
 
 
-def _label(record: dict[str, Any], natural_key: tuple[str, ...]) -> str:
-    """Short, secret-free text for Flower: ``User 'bob' (accounts.xml:12)``."""
-    fields = record["fields"]
-    ident = "/".join(str(fields.get(f, "")) for f in natural_key) if natural_key else f"#{record['record_id']}"
-    position = record["position"]
-    return f"{record['entity']} {ident!r} ({position['file']}:{position['line']})"
+def _label(record: Any, entity: str) -> str:
+    """Short, secret-free text for Flower: ``User 'admin/bob' (accounts.xml:12)`` (the natural key)."""
+    ident = record.natural_key.replace(KEY_SEPARATOR, "/") if record.natural_key else f"#{record.id}"
+    return f"{entity} {ident!r} ({record.source_file}:{record.line})"
 
 
 def _finish(session: Session, dispatch_id: str) -> None:

@@ -1,10 +1,16 @@
-"""The message a record travels in, and the keys that make loading it idempotent."""
+"""The message a record travels in, and the keys that make loading it idempotent.
+
+A load message names its records: ``{"chunk": [dispatch, wave, chunk], "ids": [record ids], "upsert":
+bool}`` (``pack_message``). The loading process reads their envelopes from ``staged_records`` in one
+query per batch (``workers/envelopes.py``), so a record's fields cross no broker, no JSON round trip
+and no pickle to the pool process. A message holding whole envelopes (``Envelope.to_message``, one or
+a list) is still understood."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +59,28 @@ class Envelope:
         """Short, secret-free text for Flower and logs: ``User 'bob' (accounts.xml:12)``."""
         ident = "/".join(self.fields.get(f, "") for f in natural_key) if natural_key else f"#{self.record_id}"
         return f"{self.entity} {ident!r} ({self.position})"
+
+
+def pack_message(chunk: tuple[str, int, int], record_ids: Sequence[int], upsert: bool) -> dict[str, Any]:
+    """A load message naming ``record_ids`` of one chunk (one id: the per-record shape)."""
+    return {"chunk": list(chunk), "ids": list(record_ids), "upsert": upsert}
+
+
+def names_records(payload: Any) -> bool:
+    """Whether a load message names its records (``pack_message``) rather than carrying envelopes."""
+    return isinstance(payload, dict) and "ids" in payload
+
+
+def carried_envelopes(payload: Any) -> list[dict[str, Any]]:
+    """The whole envelopes of a message that carries them: one (a dict) or a list."""
+    return payload if isinstance(payload, list) else [payload]
+
+
+def runs_named(payload: Any) -> set[str]:
+    """The runs (or replays) a load message belongs to: what a worker checks this database knows."""
+    if names_records(payload):
+        return {str(payload["chunk"][0])}
+    return {str(message["run_id"]) for message in carried_envelopes(payload)}
 
 
 def _chunk(value: Any) -> tuple[str, int, int] | None:

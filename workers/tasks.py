@@ -18,7 +18,7 @@ from sqlalchemy import select
 from shared import dispatch
 from shared.celery_app import DISPATCH_CHUNK_DONE, DISPATCH_RESUME, DISPATCH_START
 from shared.entities import REGISTRY
-from shared.envelope import Envelope
+from shared.envelope import Envelope, runs_named
 from shared.errors import LoaderCrashed, RegistryError, RetriesExhausted, WorkerLost
 from shared.logs import batch_fields
 from shared.registry import EntityType
@@ -27,6 +27,7 @@ from shared.settings import load_settings
 from workers import outcomes
 from workers.batch import Loaders, load_batch
 from workers.batches import ResilientBatches
+from workers.envelopes import envelopes_of
 from workers.loaders import load_all
 from workers.monitors import report_finished, report_started
 from workers.plans import load_planners
@@ -37,7 +38,8 @@ log = logging.getLogger("cutover.worker")
 
 
 class RecordTask(ResilientBatches):
-    """Loads records of ``entity``: one message per record (or, packed, a list of records per message).
+    """Loads records of ``entity``: a message names up to ``records_per_message`` of them (one: the
+    per-record shape), whose envelopes the pool process reads from the database (``workers.envelopes``).
 
     The worker buffers messages (celery-batches) and hands up to ``flush_every`` of them to one pool
     process, which loads them in few transactions (``workers.batch``). Messages are acknowledged after
@@ -69,9 +71,8 @@ class RecordTask(ResilientBatches):
         report_started(self.app, requests)
         carried: dict[str, list[int]] = {}
         parked: dict[int, str] = {}
-        for request in requests:
-            for message in _records(request.args):
-                env = Envelope.from_message(message)
+        for request, named in zip(requests, envelopes_of(rt.readers, [r.args[0] for r in requests]), strict=True):
+            for env in named:
                 carried.setdefault(request.id, []).append(env.record_id)
                 if env.chunk:
                     chunks.add(env.chunk)
@@ -127,19 +128,19 @@ class RecordTask(ResilientBatches):
         """A message for a run this database does not know (a database restored from an older backup,
         a message published before a reset) is never loaded nor counted as done: it is sent back with
         back-off, logged as an error, and dropped with an error after ``max_attempts``."""
-        runs = {message["run_id"] for request in requests for message in _records(request.args)}
+        runs = {run for request in requests for run in runs_named(request.args[0])}
         known = known_runs(runtime().sessions, runs)
         if known == runs:
             return requests
         keep: list[SimpleRequest] = []
         foreign: list[SimpleRequest] = []
         for request in requests:
-            mine = all(message["run_id"] in known for message in _records(request.args))
+            mine = runs_named(request.args[0]) <= known
             (keep if mine else foreign).append(request)
         max_attempts = runtime().settings.max_attempts
         for request in foreign:
             retries = _retries([request])
-            unknown = sorted({m["run_id"] for m in _records(request.args)} - known)
+            unknown = sorted(runs_named(request.args[0]) - known)
             if retries + 1 >= max_attempts:
                 log.error("%s: message %s names run(s) %s, which this database does not know: dropped after %d "
                           "deliveries", self.entity.name, request.id, ", ".join(unknown), retries + 1)
@@ -186,12 +187,6 @@ class RecordTask(ResilientBatches):
 def _retries(requests: list[SimpleRequest]) -> int:
     """Times the batch was already sent again (Celery's ``retries`` header; the highest of its messages)."""
     return max(int((r.request_dict or {}).get("retries") or 0) for r in requests)
-
-
-def _records(args: tuple[Any, ...]) -> list[dict[str, Any]]:
-    """A message carries one record (a dict) or, with ``--records-per-message``, a list of them."""
-    payload = args[0]
-    return payload if isinstance(payload, list) else [payload]
 
 
 def known_runs(sessions: Any, run_ids: set[str]) -> set[str]:
