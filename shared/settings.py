@@ -44,7 +44,7 @@ class Settings:
     worker_batch_size: int = field(default=2000, metadata={"doc": "Records a worker process loads per batch, sharing transactions (1: one transaction per record, the naive shape)."})
     batch_wait: float = field(default=0.2, metadata={"doc": "Seconds a worker waits for a batch to fill before loading what it has."})
     batch_seconds: float = field(default=1.0, metadata={"doc": "A batch transaction commits after this long, so slow records never hold locks for long."})
-    vault_key: str = field(default="", metadata={"doc": "Key that encrypts secrets in messages (urlsafe base64, 32 bytes). Empty: generated once under home."})
+    vault_key: str = field(default="", metadata={"doc": "Key that encrypts secrets: in staged records, and the card and bank numbers stored in the target (urlsafe base64, 32 bytes). Empty: generated once under home."})
     vault_previous_keys: str = field(default="", metadata={"doc": "Vault keys used before a rotation, comma-separated, oldest first: still used to decrypt, never to encrypt."})
     flower_user: str = field(default="", metadata={"doc": "Flower basic-auth user."})
     flower_password: str = field(default="", metadata={"doc": "Flower basic-auth password."})
