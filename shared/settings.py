@@ -32,7 +32,7 @@ class Settings:
     date_order: str = field(default="month-first", metadata={"doc": "How engageip dates read: month-first (M/D/YYYY) or day-first (D/M/YYYY)."})
     chunk_size: int = field(default=2000, metadata={"doc": "Records per chunk: the barrier unit of a wave (a chunk closes when none of its records is pending)."})
     max_in_flight: int = field(default=20_000, metadata={"doc": "At most this many records published and not yet settled (back-pressure)."})
-    records_per_message: int = field(default=500, metadata={"doc": "Records a message carries (packed, each with its own envelope, key, outcome and dead letter; also at most about 256 KB a message); 1: one message a record. Runs use it unless --records-per-message says otherwise; workers size their batches and prefetch by it."})
+    records_per_message: int = field(default=500, metadata={"doc": "Records a message names (packed, each with its own envelope, key, outcome and dead letter, read by the worker from the database; also at most about 256 KB of their text a message); 1: one message a record. Runs use it unless --records-per-message says otherwise; workers size their batches and prefetch by it."})
     max_attempts: int = field(default=5, metadata={"doc": "Deliveries of one record (transient retries and worker losses) before it is dead-lettered."})
     retry_backoff_max: int = field(default=300, metadata={"doc": "Cap, in seconds, of the exponential back-off between transient retries."})
     visibility_timeout: int = field(default=3600, metadata={"doc": "Seconds before Redis redelivers an unacknowledged message (a lost worker's work)."})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import signal
 import stat
+import time
 from pathlib import Path
 
 import psutil
@@ -24,16 +25,22 @@ REFERENCE = str(CASES / "engageip" / "faults-reference.xml")
 ACCOUNTS = str(CASES / "engageip" / "faults-accounts.xml")
 
 
-def left_running(home: Path) -> list[str]:
-    """Processes started for this home that are still alive (the embedded Redis, local workers)."""
-    found = []
-    for proc in psutil.process_iter(["pid", "name"]):
-        try:
-            if proc.environ().get("CUTOVER_HOME") in (str(home), str(home.resolve())):
-                found.append(f"{proc.pid} {proc.info['name']}")
-        except (psutil.Error, OSError):
-            continue
-    return found
+def left_running(home: Path, within: float = 15.0) -> list[str]:
+    """Processes started for this home (the embedded Redis, local workers) still alive ``within``
+    seconds after the command ended: a process killed on the way out may take a moment to be gone on a
+    busy machine, one left behind stays."""
+    deadline = time.monotonic() + within
+    while True:
+        found = []
+        for proc in psutil.process_iter(["pid", "name"]):
+            try:
+                if proc.environ().get("CUTOVER_HOME") in (str(home), str(home.resolve())):
+                    found.append(f"{proc.pid} {proc.info['name']}")
+            except (psutil.Error, OSError):
+                continue
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
