@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ops import exitcodes
 from ops.backends import broker, database, reading
+from ops.ctrl_c import DeferredCtrlC
 from ops.embedded import LocalWorkers
 from ops.mailer import report_message, require_mail, send
 from ops.progress_view import Frame, ProgressView, read_frame
@@ -237,7 +238,8 @@ class _Outage:
             self.since = 0.0
 
 
-def patiently(read: Callable[[], T], outage: _Outage, deadline: float | None) -> T | None:
+def patiently(read: Callable[[], T], outage: _Outage, deadline: float | None,
+              pause: Callable[[float], None] = time.sleep) -> T | None:
     """``read()``, waiting out an unreachable database; None when the deadline passes first."""
     while True:
         try:
@@ -246,7 +248,7 @@ def patiently(read: Callable[[], T], outage: _Outage, deadline: float | None) ->
             outage.down(exc)
             if deadline is not None and time.monotonic() > deadline:
                 return None
-            time.sleep(RETRY_SECONDS)
+            pause(RETRY_SECONDS)
             continue
         outage.up()
         return value
@@ -255,7 +257,8 @@ def patiently(read: Callable[[], T], outage: _Outage, deadline: float | None) ->
 def wait_for(readers: sessionmaker[Session], run_id: str, workers: LocalWorkers | None, console: Console,
              live_display: bool, timeout: float | None = None) -> bool:
     """Poll until the dispatch completes; True when it did, False when the timeout passed. Polls read
-    only (they never wait for the workers' writes), and ride out an unreachable database."""
+    only (they never wait for the workers' writes), and ride out an unreachable database. Ctrl-C ends
+    the wait between two polls, never inside one (``ops/ctrl_c.py``)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     settings = load_settings()
     limit, chunk = settings.max_in_flight, settings.chunk_size
@@ -274,9 +277,11 @@ def wait_for(readers: sessionmaker[Session], run_id: str, workers: LocalWorkers 
         return state, frame
 
     # transient: the view gives way to the summary's full table, printed once
-    with Live(console=console, auto_refresh=False, transient=True) if view is not None else _NoLive() as live:
+    with DeferredCtrlC() as ctrl_c, \
+            Live(console=console, auto_refresh=False, transient=True) if view is not None else _NoLive() as live:
         while True:
-            seen = patiently(look, outage, deadline)
+            seen = patiently(look, outage, deadline, ctrl_c.pause)
+            ctrl_c.check()
             if seen is None:
                 return False
             state, frame = seen
@@ -289,7 +294,7 @@ def wait_for(readers: sessionmaker[Session], run_id: str, workers: LocalWorkers 
                 workers.check()
             if deadline is not None and time.monotonic() > deadline:
                 return False
-            time.sleep(poll_pause(took))
+            ctrl_c.pause(poll_pause(took))
 
 
 def _wait_and_summarise(readers: sessionmaker[Session], run_id: str, workers: LocalWorkers | None, request: RunRequest,
