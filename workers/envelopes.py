@@ -17,12 +17,9 @@ from shared.dialects import dialect_of
 from shared.envelope import Envelope, carried_envelopes, names_records
 from shared.errors import Position
 from shared.schema.control import StagedRecord
+from workers.lookups import chunks
 
 log = logging.getLogger("cutover.worker")
-
-IDS_AT_ONCE = 1000
-"""Ids per query (SQLite counts each as a parameter)."""
-
 
 def envelopes_of(readers: sessionmaker[Session], payloads: Sequence[Any]) -> list[list[Envelope]]:
     """Per message, in order, the envelopes of the records it names or carries. A named record that
@@ -56,8 +53,7 @@ def _staged(readers: sessionmaker[Session], record_ids: list[int]) -> dict[int, 
     found: dict[int, Any] = {}
     with readers() as session:
         dialect = dialect_of(session)
-        for start in range(0, len(record_ids), IDS_AT_ONCE):
-            part = record_ids[start:start + IDS_AT_ONCE]
+        for part in chunks(record_ids):
             for row in session.execute(
                     select(StagedRecord.id, StagedRecord.run_id, StagedRecord.entity, StagedRecord.key,
                            StagedRecord.digest, StagedRecord.source_file, StagedRecord.line, StagedRecord.col,

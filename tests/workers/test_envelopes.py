@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from shared.envelope import pack_message, runs_named
 from shared.schema.control import StagedRecord
 from tests.workers.test_batch import BAD, USERS, Target
-from workers.envelopes import IDS_AT_ONCE, envelopes_of
+from workers.envelopes import envelopes_of
+from workers.lookups import IN_CHUNK
 
 
 def test_named_records_are_read_back_as_their_envelopes(database_url: str, tmp_path: Path) -> None:
@@ -54,6 +55,6 @@ def test_a_replay_a_whole_envelope_and_a_record_no_longer_staged(database_url: s
 def test_more_ids_than_one_query_takes(tmp_path: Path) -> None:
     target = Target(f"sqlite:///{tmp_path / 'many.db'}", tmp_path)
     one = target.envelopes("User")[0]
-    many = [one.record_id] * (IDS_AT_ONCE + 7)
+    many = [one.record_id] * (IN_CHUNK + 7)
     (read,) = envelopes_of(target.sessions, [pack_message((target.run_id, 2, 0), many, upsert=False)])
-    assert len(read) == IDS_AT_ONCE + 7 and {e.key for e in read} == {one.key}
+    assert len(read) == IN_CHUNK + 7 and {e.key for e in read} == {one.key}
