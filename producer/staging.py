@@ -233,15 +233,18 @@ class Stager:
     # -- settling what depends on file order ------------------------------------------------------
 
     def _number_repeats(self, session: Session, run_id: str) -> None:
-        """Give the n-th record with the same content the n-th key (the first already has key #1)."""
+        """Give the n-th record with the same content the n-th key. Every record was staged with its
+        content's first key (``_row``), so records sharing content share a key until now, and the
+        key's index finds them: no index on the digest is written while staging."""
         repeated = session.scalars(
-            select(StagedRecord.digest).where(StagedRecord.run_id == run_id)
-            .group_by(StagedRecord.digest).having(func.count() > 1)
+            select(StagedRecord.key).where(StagedRecord.run_id == run_id)
+            .group_by(StagedRecord.key).having(func.count() > 1)
         ).all()
-        for digest in repeated:
-            ids = session.scalars(select(StagedRecord.id).where(StagedRecord.run_id == run_id, StagedRecord.digest == digest)
-                                  .order_by(StagedRecord.id)).all()
-            for occurrence, record_id in enumerate(ids[1:], start=2):
+        for first_key in repeated:
+            rows = session.execute(select(StagedRecord.id, StagedRecord.digest)
+                                   .where(StagedRecord.key == first_key, StagedRecord.run_id == run_id)
+                                   .order_by(StagedRecord.id)).all()
+            for occurrence, (record_id, digest) in enumerate(rows[1:], start=2):
                 session.execute(update(StagedRecord).where(StagedRecord.id == record_id)
                                 .values(key=idempotency_key(digest, occurrence)))
 

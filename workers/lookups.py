@@ -21,7 +21,7 @@ from shared.envelope import natural_key_text, show_key
 from shared.errors import Blocked, RuleViolation, UnknownReference
 from shared.hints import hint_for
 from shared.money import TAX_SLOTS
-from shared.schema.control import DeadLetter, InvoicePlan
+from shared.schema.control import DeadLetter, InvoicePlan, LedgerEntry
 from shared.schema.ledger import Invoice
 from shared.schema.target import Account, Contact, ContactPoint, ReferenceItem
 
@@ -222,6 +222,36 @@ class Lookups:
             rows = self.session.execute(select(Account.id, Account.parent_id).where(self.dialect.any_of(Account.id, part)))
             found.update({row[0]: row[1] for row in rows})
         return found
+
+    def lock_accounts_and_ancestors(self, account_ids: Iterable[int]) -> dict[int, tuple[str, int | None]]:
+        """These accounts and all their ancestors, read locked (PostgreSQL), each round in id order:
+        id → (name, parent id). One query a level of the hierarchy."""
+        found: dict[int, tuple[str, int | None]] = {}
+        wanted = sorted(set(account_ids))
+        for _ in range(64):
+            for part in chunks(wanted):
+                query = (select(Account.id, Account.name, Account.parent_id).where(self.dialect.any_of(Account.id, part))
+                         .order_by(Account.id).with_for_update())
+                found.update({row.id: (row.name, row.parent_id) for row in self.session.execute(query)})
+            wanted = sorted({parent for _, parent in found.values() if parent is not None and parent not in found})
+            if not wanted:
+                break
+        return found
+
+    def invoice_counts(self, account_ids: Iterable[int]) -> dict[int, int]:
+        """How many invoices each of these accounts has (those with none are absent)."""
+        counts: dict[int, int] = {}
+        for part in chunks(sorted(set(account_ids))):
+            query = (select(Invoice.account_id, func.count()).where(self.dialect.any_of(Invoice.account_id, part))
+                     .group_by(Invoice.account_id))
+            counts.update({account_id: count for account_id, count in self.session.execute(query).tuples()})
+        return counts
+
+    def last_loaded_digest(self, entity: str, natural_key: str) -> str | None:
+        """The content digest of the record that last loaded this natural key (the ledger's word)."""
+        return self.session.scalar(
+            select(LedgerEntry.digest).where(LedgerEntry.entity == entity, LedgerEntry.natural_key == natural_key)
+            .order_by(LedgerEntry.committed_at.desc()).limit(1))
 
     # -- rows by natural key ------------------------------------------------------------------
 

@@ -91,7 +91,6 @@ class StagedRecord(Base):
     __tablename__ = "staged_records"
     __table_args__ = (
         Index("ix_staged_dispatch_chunk", "dispatch_id", "wave", "chunk"),
-        Index("ix_staged_run_digest", "run_id", "digest"),
         Index("ix_staged_run_natural", "run_id", "entity", "natural_key"),
         Index("ix_staged_key", "key"),
     )

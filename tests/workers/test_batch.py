@@ -18,12 +18,13 @@ from producer.staging import Stager
 from shared.db import engine_for, session_factory, upgrade
 from shared.entities import REGISTRY
 from shared.envelope import Envelope
-from shared.errors import Position
-from shared.schema.control import DeadLetter, StagedRecord
+from shared.schema.control import DeadLetter
 from shared.vault import Vault
-from workers.batch import Loaders, load_batch
+from workers.batch import Loaders
 from workers.loaders import load_all
 from workers.plans import PLANNERS, load_planners
+
+from .staged import letter_of, load_directly, staged_envelopes
 
 USERS = 12
 BAD = 5  # the record in the middle of the batch with an unknown TaxCode
@@ -58,24 +59,17 @@ class Target:
             self.load(entity, self.envelopes(entity))
 
     def envelopes(self, entity: str, **overrides: Any) -> list[Envelope]:
-        with self.sessions() as session:
-            rows = session.scalars(sa.select(StagedRecord).where(StagedRecord.run_id == self.run_id,
-                                                                StagedRecord.entity == entity)
-                                   .order_by(StagedRecord.id)).all()
-            return [Envelope(self.run_id, r.id, r.entity, r.key, r.digest, Position(r.source_file, r.line, r.col),
-                             dict(r.payload), **overrides) for r in rows]
+        return staged_envelopes(self.sessions, self.run_id, entity, **overrides)
 
     def load(self, entity: str, envelopes: list[Envelope]) -> dict[int, str]:
-        return load_batch(self.sessions, REGISTRY, self.vault, self.loaders, REGISTRY[entity], envelopes,
-                          {e.record_id: 1 for e in envelopes})
+        return load_directly(self.sessions, self.vault, self.loaders, entity, envelopes)
 
     def query(self, sql: str, **params: Any) -> list[Any]:
         with engine_for(self.url).connect() as conn:
             return list(conn.execute(sa.text(sql), params).all())
 
     def letter(self, record_id: int) -> DeadLetter:
-        with self.sessions() as session:
-            return session.scalars(sa.select(DeadLetter).where(DeadLetter.record_id == record_id)).one()
+        return letter_of(self.sessions, record_id)
 
 
 @pytest.fixture

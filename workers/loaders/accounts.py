@@ -1,14 +1,13 @@
-"""Accounts: ``User`` (the account itself) and ``ChildAccount`` (its place under a parent, refused
-once the account has invoices)."""
+"""Accounts: ``User`` (the account itself), record by record. ``ChildAccount`` has only its
+set-based planner (``workers/plans/accounts.py``), which locks a whole batch's hierarchy at once."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from shared.errors import InvalidValue, RuleViolation
-from shared.schema.ledger import Invoice
+from shared.errors import InvalidValue
 from shared.schema.target import Account
 from workers.context import LoadContext, Loaded
 from workers.loaders import loader
@@ -67,50 +66,3 @@ def _existing_account(ctx: LoadContext, owner_id: int, name: str) -> Account | N
         ctx.batch.prefetch_accounts(ctx.session, [name])
         return next((a for a in ctx.batch.accounts.get(name, []) if a.owner_id == owner_id), None)
     return ctx.session.scalar(select(Account).where(Account.owner_id == owner_id, Account.name == name))
-
-
-@loader("ChildAccount")
-def load_child_account(ctx: LoadContext) -> Loaded:
-    child = _lock(ctx, ctx.account("Name"))
-    parent = _lock(ctx, ctx.account("Parent"))
-    if child.parent_id == parent.id:
-        return Loaded(child.id, "skipped")
-    _refuse_cycle(ctx, child, parent)
-    _refuse_if_invoiced(ctx, child)
-    if child.parent_id is not None:
-        def update() -> None:
-            child.parent_id = parent.id
-        return ctx.existing(child.id, update)
-    child.parent_id = parent.id
-    return Loaded(child.id)
-
-
-def _refuse_if_invoiced(ctx: LoadContext, child: Account) -> None:
-    """The seed's alert: placing an account under a parent after it has invoices leaves them behind."""
-    invoices = ctx.session.scalar(select(func.count()).select_from(Invoice).where(Invoice.account_id == child.id)) or 0
-    if invoices:
-        raise RuleViolation(
-            f"account {child.name!r} already has {invoices} invoice(s): its invoices would not transfer and display "
-            "correctly on the new parent", field="Name", value=child.name,
-            hint="ChildAccount is for the initial import only: load ChildAccount records before the ledger, or move "
-                 "the account in the billing system's tools (which moves its invoices)")
-
-
-def _lock(ctx: LoadContext, account: Account) -> Account:
-    """Row lock (PostgreSQL) so two concurrent ChildAccount records cannot close a cycle together."""
-    locked = ctx.session.scalar(select(Account).where(Account.id == account.id).with_for_update())
-    assert locked is not None
-    return locked
-
-
-def _refuse_cycle(ctx: LoadContext, child: Account, parent: Account) -> None:
-    chain = [child.name, parent.name]
-    node: Account | None = parent
-    while node is not None and node.parent_id is not None:
-        node = _lock(ctx, ctx.session.get_one(Account, node.parent_id))
-        chain.append(node.name)
-        if node.id == child.id:
-            raise RuleViolation(f"ChildAccount {child.name!r} under {parent.name!r} would make a cycle: {' → '.join(chain)}",
-                                field="Parent", value=parent.name, hint="an account cannot be its own ancestor")
-    if parent.id == child.id:
-        raise RuleViolation(f"account {child.name!r} cannot be its own parent", field="Parent", value=parent.name)

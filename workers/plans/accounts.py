@@ -1,18 +1,21 @@
 """``User``: the account itself, keyed by (Owner, Name). Its references are resolved from the batch's
 lookups; its password hash was made before the transaction opened (``workers/batch.py``), and a
-stored one is compared by verifying the record's password against it."""
+stored one is compared by verifying the record's password against it. ``ChildAccount``: an account's
+place under a parent, refused when it would make a cycle or once the account has invoices."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
 
-from shared.dialects import table_of
+from sqlalchemy.orm import Session
+
+from shared.dialects import dialect_of, table_of
 from shared.envelope import Envelope
-from shared.errors import InvalidValue, MissingField
+from shared.errors import InvalidValue, MissingField, RuleViolation
 from shared.schema.target import Account
 from workers.passwords import hash_password, verify_password
-from workers.plans import Batch, Planned, Planner, planner
+from workers.plans import Batch, Planned, Planner, conflict, planner
 
 BILL_DAYS = range(1, 29)
 REFS = {  # field (= reference kind) → column
@@ -77,3 +80,85 @@ class Users(Planner):
             return Planned(env, TABLE, {"owner_id": owner_id, "name": name}, values, existing=existing,
                            same=lambda: False)
         return Planned(env, TABLE, {"owner_id": owner_id, "name": name}, values, existing=existing, same=same)
+
+
+def cycle_refusal(child: str, parent: str, chain: list[str]) -> RuleViolation:
+    return RuleViolation(f"ChildAccount {child!r} under {parent!r} would make a cycle: {' → '.join(chain)}",
+                         field="Parent", value=parent, hint="an account cannot be its own ancestor")
+
+
+def own_parent_refusal(child: str, parent: str) -> RuleViolation:
+    return RuleViolation(f"account {child!r} cannot be its own parent", field="Parent", value=parent)
+
+
+def invoiced_refusal(child: str, invoices: int) -> RuleViolation:
+    """The seed's alert: placing an account under a parent after it has invoices leaves them behind."""
+    return RuleViolation(
+        f"account {child!r} already has {invoices} invoice(s): its invoices would not transfer and display "
+        "correctly on the new parent", field="Name", value=child,
+        hint="ChildAccount is for the initial import only: load ChildAccount records before the ledger, or move "
+             "the account in the billing system's tools (which moves its invoices)")
+
+
+@planner
+class ChildAccounts(Planner):
+    """``ChildAccount``: an account's place under a parent, for a whole batch at once. The accounts
+    the batch names and every ancestor of them are read locked, in id order a round at a time (a
+    concurrent batch that could close a cycle with this one waits for it); the rules are checked
+    against the batch's own view of the hierarchy, which every record planned moves, so two records
+    of one batch cannot close a cycle either; one statement sets the parents. Record by record, each
+    one took two row locks and an invoice count, and batches waited on each other's parent locks."""
+
+    entities = ("ChildAccount",)
+
+    def prefetch(self, records: Sequence[Envelope], batch: Batch) -> None:
+        found = batch.found
+        found.want_accounts(e.fields.get(f) for e in records for f in ("Name", "Parent"))
+        named = {row.id for e in records for f in ("Name", "Parent") for row in found.accounts.get(e.fields.get(f, ""), [])}
+        hierarchy = found.lock_accounts_and_ancestors(named)
+        batch.memo["parent"] = {account_id: parent for account_id, (_, parent) in hierarchy.items()}
+        batch.memo["name"] = {account_id: name for account_id, (name, _) in hierarchy.items()}
+        batch.memo["invoices"] = found.invoice_counts(named)
+        batch.memo["digest"] = {}
+
+    def plan(self, env: Envelope, batch: Batch) -> Planned:
+        found = batch.found
+        child = found.account(require(env, "Name"), "Name")
+        parent = found.account(require(env, "Parent"), "Parent")
+        parents: dict[int, int | None] = batch.memo["parent"]
+        current = parents.get(child.id)
+        if current == parent.id:
+            return Planned(env, TABLE, {}, {}, outcome="skipped", target_id=child.id)
+        self._refuse_cycle(child.name, parent.name, child.id, parent.id, batch)
+        invoices = batch.memo["invoices"].get(child.id, 0)
+        if invoices:
+            raise invoiced_refusal(child.name, invoices)
+        if current is not None:  # under another parent already: the same record again is skipped
+            earlier = batch.memo["digest"].get(child.id) or found.last_loaded_digest(env.entity, child.name)
+            if earlier == env.digest:
+                return Planned(env, TABLE, {}, {}, outcome="skipped", target_id=child.id)
+            if not env.upsert:
+                raise conflict(batch.entity, Planned(env, TABLE, {}, {}))
+        parents[child.id] = parent.id
+        batch.memo["digest"][child.id] = env.digest
+        return Planned(env, TABLE, {}, {"parent_id": parent.id}, target_id=child.id)
+
+    @staticmethod
+    def _refuse_cycle(child: str, parent: str, child_id: int, parent_id: int, batch: Batch) -> None:
+        parents: dict[int, int | None] = batch.memo["parent"]
+        chain, node = [child, parent], parent_id
+        for _ in range(len(parents) + 1):
+            above = parents.get(node)
+            if above is None:
+                break
+            node = above
+            chain.append(batch.memo["name"].get(node, f"#{node}"))
+            if node == child_id:
+                raise cycle_refusal(child, parent, chain)
+        if parent_id == child_id:
+            raise own_parent_refusal(child, parent)
+
+    def write(self, session: Session, planned: list[Planned], batch: Batch) -> None:
+        moved = {row.target_id: row.values["parent_id"] for row in planned
+                 if row.outcome == "committed" and row.error is None and row.target_id is not None}
+        dialect_of(session).update_rows(session, TABLE, "id", [{"id": i, "parent_id": p} for i, p in sorted(moved.items())])
