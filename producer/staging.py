@@ -46,6 +46,8 @@ from shared.vault import SECRET_MASK, Vault
 log = logging.getLogger(__name__)
 
 BATCH = 2000
+NAME_SETS_REMEMBERED = 4096
+"""Sets of field names whose secrecy is remembered (memory stays flat whatever a file holds)."""
 
 
 @dataclass
@@ -70,6 +72,7 @@ class Stager:
         self.sf, self.registry, self.vault, self.chunk_size = sf, registry, vault, chunk_size
         self.max_field_chars = max_field_chars
         self.secret_names = {s.casefold() for e in registry for s in e.secret_fields}
+        self._names_with_secrets: dict[tuple[str, ...], bool] = {}
 
     def stage(self, sources: list[SourceFile], run_options: dict[str, Any], run_id: str | None = None) -> StagingResult:
         """Stage every source (read through its format's options, ``producer/formats.py``) as one run."""
@@ -193,10 +196,20 @@ class Stager:
         folded = name.casefold()
         return folded in self.secret_names or (misspelled and bool(get_close_matches(folded, self.secret_names, 1, 0.8)))
 
+    def _may_hold_secrets(self, names: tuple[str, ...]) -> bool:
+        """Whether any of these field names is a secret's, remembered per set of names: the records
+        of a file mostly repeat a handful of them."""
+        known = self._names_with_secrets.get(names)
+        if known is None:
+            known = any(name.casefold() in self.secret_names for name in names)
+            if len(self._names_with_secrets) < NAME_SETS_REMEMBERED:
+                self._names_with_secrets[names] = known
+        return known
+
     def _protect(self, fields: dict[str, str], misspelled: bool = False) -> tuple[dict[str, str], dict[str, str]]:
         """Secrets are encrypted for the payload and replaced by a keyed digest for the content hash."""
-        if not misspelled and not any(name.casefold() in self.secret_names for name in fields):
-            return fields, fields  # the per-record path: one set lookup a field, no fuzzy matching
+        if not misspelled and not self._may_hold_secrets(tuple(fields)):
+            return fields, fields  # the per-record path: one lookup a record, no fuzzy matching
         if not any(self._is_secret(name, misspelled) for name in fields):
             return fields, fields
         payload, digest_fields = dict(fields), dict(fields)
@@ -207,7 +220,7 @@ class Stager:
         return payload, digest_fields
 
     def _write(self, session: Session, run_id: str, batch: list[tuple[dict[str, Any], RecordError | None]]) -> None:
-        rows = [{k: v for k, v in row.items() if not k.startswith("_")} for row, _ in batch]
+        rows = [row if error is None else {k: v for k, v in row.items() if not k.startswith("_")} for row, error in batch]
         if not rows:
             return
         ids = dialect_of(session).insert_ids(session, table_of(StagedRecord), rows)
