@@ -19,6 +19,7 @@ from shared.schema.control import DeadLetter, LedgerEntry
 from shared.schema.ledger import Invoice
 from shared.schema.target import Account, Contact, ContactPoint, ReferenceItem
 from shared.vault import Vault
+from workers.lookups import latest_load
 from workers.passwords import hash_password
 
 T = TypeVar("T")
@@ -254,10 +255,7 @@ class LoadContext:
         earlier_in_batch = self.batch.pending.get((self.entity.name, self.natural_key())) if self.batch else None
         if earlier_in_batch is not None:
             return earlier_in_batch
-        return self.session.scalars(
-            select(LedgerEntry).where(LedgerEntry.entity == self.entity.name, LedgerEntry.natural_key == self.natural_key())
-            .order_by(LedgerEntry.committed_at.desc()).limit(1)
-        ).first()
+        return self.session.scalars(latest_load(self.entity.name, self.natural_key())).first()
 
     def existing(self, target_id: int, update: Callable[[], None], same: bool | None = None) -> Loaded:
         """A row with this record's natural key is already in the target.

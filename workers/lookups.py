@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from shared.dialects import dialect_of
@@ -44,6 +44,12 @@ class ContactRow:
     id: int
     account_id: int
     name: str
+
+
+def latest_load(entity: str, natural_key: str) -> Select[LedgerEntry]:
+    """The ledger entry of the record that last loaded this natural key (what content made the row)."""
+    return (select(LedgerEntry).where(LedgerEntry.entity == entity, LedgerEntry.natural_key == natural_key)
+            .order_by(LedgerEntry.committed_at.desc()).limit(1))
 
 
 def chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -249,9 +255,7 @@ class Lookups:
 
     def last_loaded_digest(self, entity: str, natural_key: str) -> str | None:
         """The content digest of the record that last loaded this natural key (the ledger's word)."""
-        return self.session.scalar(
-            select(LedgerEntry.digest).where(LedgerEntry.entity == entity, LedgerEntry.natural_key == natural_key)
-            .order_by(LedgerEntry.committed_at.desc()).limit(1))
+        return self.session.scalar(latest_load(entity, natural_key).with_only_columns(LedgerEntry.digest))
 
     # -- rows by natural key ------------------------------------------------------------------
 

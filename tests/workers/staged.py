@@ -25,11 +25,17 @@ def staged_envelopes(sessions: sessionmaker[Session], run_id: str, entity: str, 
                          dict(r.payload), **overrides) for r in rows]
 
 
-def load_directly(sessions: sessionmaker[Session], vault: Vault, loaders: Loaders, entity: str,
-                  envelopes: list[Envelope]) -> dict[int, str]:
-    return load_batch(sessions, REGISTRY, vault, loaders, REGISTRY[entity], envelopes, {e.record_id: 1 for e in envelopes})
+class DirectLoads:
+    """A test database's sessions, vault and loaders: load a batch, read a record's dead letter."""
 
+    sessions: sessionmaker[Session]
+    vault: Vault
+    loaders: Loaders
 
-def letter_of(sessions: sessionmaker[Session], record_id: int) -> DeadLetter:
-    with sessions() as session:
-        return session.scalars(sa.select(DeadLetter).where(DeadLetter.record_id == record_id)).one()
+    def load(self, entity: str, envelopes: list[Envelope]) -> dict[int, str]:
+        return load_batch(self.sessions, REGISTRY, self.vault, self.loaders, REGISTRY[entity], envelopes,
+                          {e.record_id: 1 for e in envelopes})
+
+    def letter(self, record_id: int) -> DeadLetter:
+        with self.sessions() as session:
+            return session.scalars(sa.select(DeadLetter).where(DeadLetter.record_id == record_id)).one()

@@ -18,13 +18,12 @@ from producer.staging import Stager
 from shared.db import engine_for, session_factory, upgrade
 from shared.entities import REGISTRY
 from shared.envelope import Envelope
-from shared.schema.control import DeadLetter
 from shared.vault import Vault
 from workers.batch import Loaders
 from workers.loaders import load_all
 from workers.plans import PLANNERS, load_planners
 
-from .staged import letter_of, load_directly, staged_envelopes
+from .staged import DirectLoads, staged_envelopes
 
 USERS = 12
 BAD = 5  # the record in the middle of the batch with an unknown TaxCode
@@ -43,7 +42,7 @@ def write_export(folder: Path) -> list[Path]:
     return [reference, accounts]
 
 
-class Target:
+class Target(DirectLoads):
     """A migrated database: reference data loaded, the users staged and waiting."""
 
     def __init__(self, url: str, folder: Path, preload: tuple[str, ...] | None = None) -> None:
@@ -61,15 +60,9 @@ class Target:
     def envelopes(self, entity: str, **overrides: Any) -> list[Envelope]:
         return staged_envelopes(self.sessions, self.run_id, entity, **overrides)
 
-    def load(self, entity: str, envelopes: list[Envelope]) -> dict[int, str]:
-        return load_directly(self.sessions, self.vault, self.loaders, entity, envelopes)
-
     def query(self, sql: str, **params: Any) -> list[Any]:
         with engine_for(self.url).connect() as conn:
             return list(conn.execute(sa.text(sql), params).all())
-
-    def letter(self, record_id: int) -> DeadLetter:
-        return letter_of(self.sessions, record_id)
 
 
 @pytest.fixture

@@ -19,13 +19,12 @@ from producer.staging import Stager
 from shared.db import engine_for, session_factory, upgrade
 from shared.entities import REGISTRY
 from shared.envelope import Envelope
-from shared.schema.control import DeadLetter
 from shared.vault import Vault
 from workers.batch import Loaders
 from workers.loaders import load_all
 from workers.plans import load_planners
 
-from .staged import letter_of, load_directly, staged_envelopes
+from .staged import DirectLoads, staged_envelopes
 
 USERS = ("a", "b", "c", "d", "e", "f", "x", "y")
 PLACEMENTS = (
@@ -42,7 +41,7 @@ def children(*placements: tuple[str, str]) -> str:
     return "".join(f'<ChildAccount Name="{child}" Parent="{parent}"/>\n' for child, parent in placements)
 
 
-class Target:
+class Target(DirectLoads):
     """A database with the users loaded; ChildAccount records staged run by run."""
 
     def __init__(self, url: str, folder: Path) -> None:
@@ -65,16 +64,10 @@ class Target:
     def envelopes(self, run_id: str, entity: str = "ChildAccount", **overrides: Any) -> list[Envelope]:
         return staged_envelopes(self.sessions, run_id, entity, **overrides)
 
-    def load(self, entity: str, envelopes: list[Envelope]) -> dict[int, str]:
-        return load_directly(self.sessions, self.vault, self.loaders, entity, envelopes)
-
     def parents(self) -> dict[str, str | None]:
         with engine_for(self.url).connect() as conn:
             rows = conn.execute(sa.text("SELECT c.name, p.name FROM accounts c LEFT JOIN accounts p ON p.id = c.parent_id"))
             return {child: parent for child, parent in rows}
-
-    def letter(self, record_id: int) -> DeadLetter:
-        return letter_of(self.sessions, record_id)
 
 
 @pytest.fixture

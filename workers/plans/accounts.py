@@ -114,11 +114,14 @@ class ChildAccounts(Planner):
     def prefetch(self, records: Sequence[Envelope], batch: Batch) -> None:
         found = batch.found
         found.want_accounts(e.fields.get(f) for e in records for f in ("Name", "Parent"))
-        named = {row.id for e in records for f in ("Name", "Parent") for row in found.accounts.get(e.fields.get(f, ""), [])}
-        hierarchy = found.lock_accounts_and_ancestors(named)
+        def ids(field: str) -> set[int]:
+            return {row.id for e in records for row in found.accounts.get(e.fields.get(field, ""), [])}
+
+        children = ids("Name")
+        hierarchy = found.lock_accounts_and_ancestors(children | ids("Parent"))
         batch.memo["parent"] = {account_id: parent for account_id, (_, parent) in hierarchy.items()}
         batch.memo["name"] = {account_id: name for account_id, (name, _) in hierarchy.items()}
-        batch.memo["invoices"] = found.invoice_counts(named)
+        batch.memo["invoices"] = found.invoice_counts(children)
         batch.memo["digest"] = {}
 
     def plan(self, env: Envelope, batch: Batch) -> Planned:
