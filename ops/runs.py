@@ -31,6 +31,7 @@ from shared.celery_app import DISPATCH_RESUME, DISPATCH_START
 from shared.dispatch import runs_of
 from shared.entities import REGISTRY
 from shared.errors import ConfigError, SourceError
+from shared.gc_tuning import settle_for_throughput
 from shared.liveness import this_process
 from shared.permissions import current_operator
 from shared.schema.base import utcnow
@@ -94,6 +95,7 @@ def execute_run(settings: Settings, request: RunRequest, console: Console) -> tu
         require_mail(settings, request.email)
     run_id = new_run_id()
     with broker(settings, request.local_workers) as (app, workers):
+        settle_for_throughput()  # a command that stages a run and ends: what it built so far stays
         try:
             staged = stage_run(settings, sf, sources, request, run_id, _who(settings))
         except SourceError as exc:

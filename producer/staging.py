@@ -87,6 +87,7 @@ class Stager:
             with self.sf.begin() as session:
                 dialect_of(session).analyze(session, table_of(StagedRecord))
             with self.sf.begin() as session:
+                dialect_of(session).group_in_memory(session)
                 self._number_repeats(session, run_id)
                 _log_read_failures(session, run_id)
                 self._settle_duplicate_keys(session, run_id)

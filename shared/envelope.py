@@ -9,12 +9,12 @@ a list) is still understood."""
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from shared.errors import Position
+from shared.json_codec import canonical_content
 
 KEY_SEPARATOR = "\x1f"
 
@@ -88,11 +88,6 @@ def _chunk(value: Any) -> tuple[str, int, int] | None:
         return None
     dispatch_id, wave, chunk = value
     return str(dispatch_id), int(wave), int(chunk)
-
-
-def canonical_content(entity: str, fields: Mapping[str, str]) -> bytes:
-    """A stable byte form of a record: same meaning, same bytes (attribute order never matters)."""
-    return json.dumps([entity, sorted(fields.items())], ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def content_digest(entity: str, fields: Mapping[str, str]) -> str:

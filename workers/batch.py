@@ -249,7 +249,7 @@ class _Work:
 
     def _settled_from_ledger(self, tx: _Transaction, todo: list[Envelope]) -> list[Envelope]:
         """Records whose key the ledger holds are settled from it; the others are returned."""
-        previous = {row.key: row for row in tx.session.execute(
+        previous = {row.key: row for row in tx.session.connection().execute(
             select(LedgerEntry.key, LedgerEntry.record_id, LedgerEntry.target_id)
             .where(dialect_of(tx.session).any_of(LedgerEntry.key, [e.key for e in todo])))}
         fresh = []

@@ -10,12 +10,13 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.dialects import dialect_of
 from shared.envelope import Envelope, carried_envelopes, names_records
 from shared.errors import Position
+from shared.json_codec import payload_of
 from shared.schema.control import StagedRecord
 from workers.lookups import chunks
 
@@ -41,23 +42,26 @@ def envelopes_of(readers: sessionmaker[Session], payloads: Sequence[Any]) -> lis
                 log.warning("record %s of chunk %s/%s/%s is no longer staged (its run was refused or undone): "
                             "nothing to load", record_id, *chunk)
                 continue
+            record_id, run_id, entity, key, digest, source_file, line, col, payload = row
             envelopes.append(Envelope(
-                run_id=row.run_id, record_id=row.id, entity=row.entity, key=row.key, digest=row.digest,
-                position=Position(row.source_file, row.line, row.col), fields=row.payload, upsert=upsert,
-                replay=row.run_id != chunk[0], chunk=chunk))
+                run_id=run_id, record_id=record_id, entity=entity, key=key, digest=digest,
+                position=Position(source_file, line, col), fields=payload_of(payload), upsert=upsert,
+                replay=run_id != chunk[0], chunk=chunk))
         out.append(envelopes)
     return out
 
 
 def _staged(readers: sessionmaker[Session], record_ids: list[int]) -> dict[int, Any]:
+    """The staged rows by id, as plain rows on the session's connection (no ORM bookkeeping), the
+    payload as its JSON text (decoded by ``shared.json_codec``, not by the driver)."""
     found: dict[int, Any] = {}
     with readers() as session:
-        dialect = dialect_of(session)
+        dialect, connection = dialect_of(session), session.connection()
         for part in chunks(record_ids):
-            for row in session.execute(
+            for row in connection.execute(
                     select(StagedRecord.id, StagedRecord.run_id, StagedRecord.entity, StagedRecord.key,
                            StagedRecord.digest, StagedRecord.source_file, StagedRecord.line, StagedRecord.col,
-                           StagedRecord.payload)
+                           cast(StagedRecord.payload, Text))
                     .where(dialect.any_of(StagedRecord.id, part))):
-                found[row.id] = row
+                found[row[0]] = row
     return found

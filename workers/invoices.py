@@ -16,9 +16,8 @@ from sqlalchemy.orm import Session
 
 from shared.dialects import dialect_of, table_of
 from shared.money import ZERO
-from shared.schema.control import InvoicePlan
 from shared.schema.ledger import Invoice, Payment, PaymentAllocation
-from workers.lookups import chunks
+from workers.lookups import PlanRow, chunks
 
 INVOICES = table_of(Invoice)
 
@@ -34,14 +33,14 @@ class InvoiceRow:
     opening_balance: bool
 
 
-def new_invoice(plan: InvoicePlan, account_id: int, account_name: str) -> dict[str, object]:
+def new_invoice(plan: PlanRow, account_id: int, account_name: str) -> dict[str, object]:
     return {"account_id": account_id, "sequence": plan.sequence, "name": plan.name or f"{account_name}-{plan.sequence}",
             "state": "closed" if plan.closed else "open", "printed": plan.printed, "opening_balance": plan.opening,
             "subtotal": ZERO, "tax": ZERO, "total": ZERO, "amount_paid": ZERO, "outstanding": ZERO}
 
 
 def ensure_invoices(session: Session,
-                    wanted: dict[tuple[int, int], tuple[InvoicePlan, str]]) -> dict[tuple[int, int], InvoiceRow]:
+                    wanted: dict[tuple[int, int], tuple[PlanRow, str]]) -> dict[tuple[int, int], InvoiceRow]:
     """The invoices of (account id, sequence) → (plan, account name): made if missing, locked, and
     brought in line with their plans (a closing plan closes, names and marks its invoice printed,
     whoever gets there first; an opening plan marks it an opening balance)."""
@@ -82,7 +81,7 @@ def _locked(session: Session, keys: list[tuple[int, int]]) -> dict[tuple[int, in
     return found
 
 
-def _plan_changes(invoice: InvoiceRow, plan: InvoicePlan) -> dict[str, object]:
+def _plan_changes(invoice: InvoiceRow, plan: PlanRow) -> dict[str, object]:
     change: dict[str, object] = {}
     if plan.closed:
         if invoice.state != "closed":

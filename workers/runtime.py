@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared.db import forget_engines_after_fork, read_session_factory, session_factory
 from shared.entities import REGISTRY
+from shared.gc_tuning import settle_for_throughput
 from shared.registry import Registry
 from shared.settings import Settings, load_settings
 from shared.vault import Vault
@@ -48,3 +49,4 @@ def reset_after_fork() -> None:
     sweeper)."""
     forget_engines_after_fork()
     runtime.cache_clear()
+    settle_for_throughput()

@@ -105,6 +105,10 @@ class Dialect:
     def analyze(self, session: Session, table: Table) -> None:
         """Refresh the planner's statistics of a table that just grew in bulk (nothing, generically)."""
 
+    def group_in_memory(self, session: Session) -> None:
+        """Let this transaction's ``GROUP BY`` over a whole run hash in memory rather than sort on
+        disk (nothing, generically)."""
+
     def advance_sequence(self, session: Session, table: str, column: str, value: int) -> None:
         """Make the next id ``table.column`` hands out greater than ``value`` (an id written
         explicitly). Nothing to do where a new id is always one above the highest (SQLite)."""

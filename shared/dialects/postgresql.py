@@ -5,10 +5,10 @@ compiled from the schema, so they cannot drift from it."""
 
 from __future__ import annotations
 
-import json
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from operator import itemgetter
 from typing import Any
 
 import psycopg
@@ -19,9 +19,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from shared.dialects import DRY_RUN, Dialect, key_columns
+from shared.json_codec import payload_text
 from shared.lengths import check_rows
 
 _PG = postgresql.dialect()
+GROUPING_WORK_MEM = "256MB"
 _TWINS = "cutover_twins"
 """Key, in a pooled connection's ``info`` (which lives as long as the server connection), of the
 temporary twins made on it. Forgotten on any rollback: a twin made in a transaction that rolls back
@@ -99,8 +101,9 @@ class PostgresDialect(Dialect):
             cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {twin} ({spec}, _n integer) ON COMMIT DELETE ROWS")
             made.add(twin)
         with cur.copy(f"COPY {twin} ({', '.join(columns)}, _n) FROM STDIN") as copy:
+            values = _values_of(columns)
             for n, row in enumerate(rows):
-                copy.write_row([*(row[c] for c in columns), n])
+                copy.write_row((*values(row), n))
         return twin
 
     def insert_returning(self, session: Session, table: Table, rows: Sequence[dict[str, Any]],
@@ -123,8 +126,9 @@ class PostgresDialect(Dialect):
         check_rows(table, rows)
         columns = list(rows[0])  # nothing to hand back: straight into the table
         with self._cursor(session) as cur, cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+            values = _values_of(columns)
             for row in rows:
-                copy.write_row([row[c] for c in columns])
+                copy.write_row(values(row))
 
     def insert_missing(self, session: Session, table: Table, rows: Sequence[dict[str, Any]],
                        unique: Sequence[str]) -> None:
@@ -187,14 +191,16 @@ class PostgresDialect(Dialect):
         if not rows:
             return []
         columns = list(rows[0])
-        as_json = {c for c in columns if isinstance(table.c[c].type, JSON)}
+        as_json = [c for c in columns if isinstance(table.c[c].type, JSON)]
+        plain = [c for c in columns if c not in as_json]
         with self._cursor(session) as cur:
             cur.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
                         (table.name, len(rows)))
             ids = sorted(int(found) for found, in cur.fetchall())
-            with cur.copy(f"COPY {table.name} (id, {', '.join(columns)}) FROM STDIN") as copy:
+            values, documents = _values_of(plain), _values_of(as_json)
+            with cur.copy(f"COPY {table.name} (id, {', '.join(plain + as_json)}) FROM STDIN") as copy:
                 for record_id, row in zip(ids, rows, strict=True):
-                    copy.write_row([record_id, *(json.dumps(row[c]) if c in as_json else row[c] for c in columns)])
+                    copy.write_row((record_id, *values(row), *map(payload_text, documents(row))))
         return ids
 
     def analyze(self, session: Session, table: Table) -> None:
@@ -202,6 +208,12 @@ class PostgresDialect(Dialect):
         comes by, the planner takes a million freshly staged records for a few thousand, and every
         query of the run that follows picks its plan from that."""
         session.execute(text(f"ANALYZE {table.name}"))
+
+    def group_in_memory(self, session: Session) -> None:
+        """``work_mem`` for this transaction only: the run's keys (a million at 73 bytes each) fit a
+        hash aggregate, instead of a sort that spills to disk under the default 4 MB (0.31 → 0.18 s
+        for 210,000 records)."""
+        session.execute(text(f"SET LOCAL work_mem = '{GROUPING_WORK_MEM}'"))
 
     def advance_sequence(self, session: Session, table: str, column: str, value: int) -> None:
         """``setval`` is not transactional, so concurrent workers take an advisory lock around the
@@ -218,6 +230,16 @@ class PostgresDialect(Dialect):
                 session.execute(text("SELECT setval(pg_get_serial_sequence(:qualified, :column), :value)"), params)
         finally:
             session.execute(text("SELECT pg_advisory_unlock(:lock)"), {"lock": lock})
+
+
+def _values_of(columns: Sequence[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """A row's values in ``columns`` order, as a tuple, by one C call a row (``operator.itemgetter``)."""
+    if not columns:
+        return lambda row: ()
+    if len(columns) == 1:
+        name = columns[0]
+        return lambda row: (row[name],)
+    return itemgetter(*columns)
 
 
 def _behind(session: Session, params: dict[str, object]) -> bool:

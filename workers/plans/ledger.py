@@ -18,10 +18,9 @@ from shared.envelope import Envelope
 from shared.errors import MissingField, RuleViolation, UnknownReference
 from shared.hints import hint_for
 from shared.money import TAX_SLOTS, ZERO, credit_amount, money, tax_on
-from shared.schema.control import InvoicePlan
 from shared.schema.ledger import Invoice, Payment, Transaction
 from workers.invoices import add_to_totals, ensure_invoices, settle
-from workers.lookups import AccountRow, Lookups
+from workers.lookups import AccountRow, Lookups, PlanRow
 from workers.plans import Batch, Planned, Planner, planner
 from workers.plans.accounts import require
 
@@ -62,10 +61,10 @@ class OnInvoice:
     """Where a line goes: its account and plan; the invoice id is known once the batch's invoices are made."""
 
     account: AccountRow
-    plan: InvoicePlan
+    plan: PlanRow
 
 
-def plan_of(env: Envelope, found: Lookups) -> InvoicePlan:
+def plan_of(env: Envelope, found: Lookups) -> PlanRow:
     number = env.fields.get("_plan")
     if number is None:
         raise MissingField(f"{env.entity} carries no invoice plan: stage it again with this version of cutover",
