@@ -224,7 +224,11 @@ class Stager:
         rows = [row if error is None else {k: v for k, v in row.items() if not k.startswith("_")} for row, error in batch]
         if not rows:
             return
-        ids = dialect_of(session).insert_ids(session, table_of(StagedRecord), rows)
+        dialect = dialect_of(session)
+        if all(error is None for _, error in batch):  # no dead letter to point at a row: no ids needed
+            dialect.append_rows(session, table_of(StagedRecord), rows)
+            return
+        ids = dialect.insert_ids(session, table_of(StagedRecord), rows)
         letters = [
             self._read_letter(record_id, row, error)
             for record_id, (row, error) in zip(ids, batch, strict=True) if error is not None

@@ -94,6 +94,13 @@ class Dialect:
                      .values({name: table.c[name] + bindparam(f"_{name}", type_=table.c[name].type) for name in columns}))
         session.connection().execute(statement, [{f"_{k}": v for k, v in row.items()} for row in deltas])
 
+    def append_rows(self, session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert ``rows`` (dicts with the same keys) in their order, each taking its id from the
+        table's own default, so the ids ascend in the rows' order; nothing is handed back: staging's
+        bulk load of a batch that needs no id (no record in it is dead at read)."""
+        if rows:
+            session.execute(insert(table), list(rows))
+
     def insert_ids(self, session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
         """Insert ``rows`` (dicts with the same keys) and hand back their new ids in the rows'
         order, ascending: staging's bulk load, where the id order is the read order."""

@@ -184,23 +184,24 @@ class PostgresDialect(Dialect):
         pairs = func.unnest(*arrays).table_valued(*(f"k{i}" for i in range(len(columns)))).render_derived()
         return tuple_(*columns).in_(select(*pairs.columns))
 
+    def append_rows(self, session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        """One ``COPY`` without the id column: each row takes the sequence's next value on the
+        server, in the order the rows are sent, with no statement before it and no ids to fetch."""
+        if rows:
+            with self._cursor(session) as cur:
+                _copy_in_order(cur, table, rows, None)
+
     def insert_ids(self, session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
         """The ids are taken from the table's sequence first (one statement for the batch), then the
         rows go straight into the table with one ``COPY``: no ``INSERT`` to parse, no twin. JSON
         columns are sent as their text, which the server parses once."""
         if not rows:
             return []
-        columns = list(rows[0])
-        as_json = [c for c in columns if isinstance(table.c[c].type, JSON)]
-        plain = [c for c in columns if c not in as_json]
         with self._cursor(session) as cur:
             cur.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
                         (table.name, len(rows)))
             ids = sorted(int(found) for found, in cur.fetchall())
-            values, documents = _values_of(plain), _values_of(as_json)
-            with cur.copy(f"COPY {table.name} (id, {', '.join(plain + as_json)}) FROM STDIN") as copy:
-                for record_id, row in zip(ids, rows, strict=True):
-                    copy.write_row((record_id, *values(row), *map(payload_text, documents(row))))
+            _copy_in_order(cur, table, rows, ids)
         return ids
 
     def analyze(self, session: Session, table: Table) -> None:
@@ -230,6 +231,24 @@ class PostgresDialect(Dialect):
                 session.execute(text("SELECT setval(pg_get_serial_sequence(:qualified, :column), :value)"), params)
         finally:
             session.execute(text("SELECT pg_advisory_unlock(:lock)"), {"lock": lock})
+
+
+def _copy_in_order(cur: Any, table: Table, rows: Sequence[dict[str, Any]], ids: list[int] | None) -> None:
+    """``rows`` into ``table`` by one ``COPY``, JSON columns as their text (``shared.json_codec``),
+    with ``ids`` given, or each row taking its id from the column's default."""
+    columns = list(rows[0])
+    as_json = [c for c in columns if isinstance(table.c[c].type, JSON)]
+    plain = [c for c in columns if c not in as_json]
+    values, documents = _values_of(plain), _values_of(as_json)
+    named = ", ".join(plain + as_json)
+    if ids is None:
+        with cur.copy(f"COPY {table.name} ({named}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row((*values(row), *map(payload_text, documents(row))))
+        return
+    with cur.copy(f"COPY {table.name} (id, {named}) FROM STDIN") as copy:
+        for record_id, row in zip(ids, rows, strict=True):
+            copy.write_row((record_id, *values(row), *map(payload_text, documents(row))))
 
 
 def _values_of(columns: Sequence[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:

@@ -85,14 +85,16 @@ class StagedRecord(Base):
     ``dispatch_id`` is the run or replay that last published it; ``status`` is its outcome.
 
     Neither ``status`` nor ``target_id`` is indexed, and on PostgreSQL the table's pages are filled
-    to 80% only (migration 0022): settling a record then rewrites its row in place
-    (a HOT update) instead of writing a new entry into every index."""
+    to half only (migration 0022): settling a record then rewrites its row in place (a HOT update)
+    instead of writing a new entry into every index. The key's index is a hash index on PostgreSQL
+    (migration 0024): it is only ever searched by equality, and a hash costs a staged record a
+    third of what a B-tree entry of 64 random characters does."""
 
     __tablename__ = "staged_records"
     __table_args__ = (
         Index("ix_staged_dispatch_chunk", "dispatch_id", "wave", "chunk"),
         Index("ix_staged_run_natural", "run_id", "entity", "natural_key"),
-        Index("ix_staged_key", "key"),
+        Index("ix_staged_key", "key", postgresql_using="hash"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -8,7 +8,8 @@ import sqlalchemy as sa
 
 from shared.db import engine_for, session_factory, upgrade
 from shared.dialects import dialect_of, table_of
-from shared.schema.control import Run, StagedRecord
+from producer.ledger import resolve_plans
+from shared.schema.control import InvoicePlan, Run, StagedRecord
 
 RECORDS = 400
 
@@ -39,3 +40,24 @@ def test_a_batch_of_outcomes_is_settled_by_hot_updates(postgres_url: str) -> Non
     with sessions() as session:
         assert session.scalar(sa.select(sa.func.count()).where(StagedRecord.status == "committed")) == RECORDS
     engine_for(postgres_url).dispose()
+
+
+def test_invoice_plans_get_their_sequences_by_hot_updates(postgres_url: str) -> None:
+    """Staging copies plans in full pages, then gives each its sequence and name after reading
+    (``resolve_plans``): with room on each page (migration 0024) the new versions stay in place."""
+    upgrade(postgres_url)
+    sessions = session_factory(postgres_url)
+    with sessions.begin() as session:
+        session.add(Run(id="run-plans", kind="run", state="staging"))
+    with sessions.begin() as session:
+        dialect_of(session).insert(session, table_of(InvoicePlan), [
+            {"run_id": "run-plans", "plan": n, "account": f"account-{n // 3:05d}", "name": None, "closed": False,
+             "printed": False, "opening": False, "close_no": None, "source_file": "ledger.xml", "line": n}
+            for n in range(RECORDS)])
+    with sessions.begin() as session:
+        resolved = resolve_plans(session, "run-plans")
+        updated, hot = session.execute(sa.text(
+            "SELECT pg_stat_get_xact_tuples_updated(c.oid), pg_stat_get_xact_tuples_hot_updated(c.oid) "
+            "FROM pg_class c WHERE c.relname = 'invoice_plans'")).one()
+    assert resolved == updated == RECORDS
+    assert hot >= RECORDS * 0.95, f"{hot} of {updated} plan updates were HOT"
