@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from producer.ledger import resolve_plans
 from shared.db import engine_for, session_factory, upgrade
 from shared.dialects import dialect_of, table_of
-from producer.ledger import resolve_plans
 from shared.schema.control import InvoicePlan, Run, StagedRecord
 
 RECORDS = 400
