@@ -240,15 +240,18 @@ def _copy_in_order(cur: Any, table: Table, rows: Sequence[dict[str, Any]], ids: 
     as_json = [c for c in columns if isinstance(table.c[c].type, JSON)]
     plain = [c for c in columns if c not in as_json]
     values, documents = _values_of(plain), _values_of(as_json)
+
+    def line(row: dict[str, Any]) -> tuple[Any, ...]:
+        return (*values(row), *map(payload_text, documents(row)))
+
     named = ", ".join(plain + as_json)
-    if ids is None:
-        with cur.copy(f"COPY {table.name} ({named}) FROM STDIN") as copy:
+    with cur.copy(f"COPY {table.name} ({'' if ids is None else 'id, '}{named}) FROM STDIN") as copy:
+        if ids is None:
             for row in rows:
-                copy.write_row((*values(row), *map(payload_text, documents(row))))
-        return
-    with cur.copy(f"COPY {table.name} (id, {named}) FROM STDIN") as copy:
-        for record_id, row in zip(ids, rows, strict=True):
-            copy.write_row((record_id, *values(row), *map(payload_text, documents(row))))
+                copy.write_row(line(row))
+        else:
+            for record_id, row in zip(ids, rows, strict=True):
+                copy.write_row((record_id, *line(row)))
 
 
 def _values_of(columns: Sequence[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
